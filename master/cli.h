@@ -1,0 +1,27 @@
+/* cli.h - the fasterapi command line. */
+#ifndef FA_MASTER_CLI_H
+#define FA_MASTER_CLI_H
+
+#include <stdint.h>
+#include "worker/worker.h"
+
+enum fa_cmd { FA_CMD_RUN = 1, FA_CMD_STOP, FA_CMD_HELP, FA_CMD_VERSION };
+
+struct fa_options {
+    enum fa_cmd cmd;
+    const char *app;            /* MODULE:ATTR */
+    char *app_dir;              /* absolute */
+    const char *bind;           /* HOST:PORT */
+    const char *name;
+    uint32_t workers;           /* HTTP workers */
+    uint32_t py_workers;
+    uint32_t max_py_workers;
+    struct fa_worker_config wcfg;
+};
+
+/* Parses argv. Returns 0, or -1 after printing a message that names the flag
+ * and what it expects (exit code 64 is then right). */
+int fa_cli_parse(int argc, char **argv, struct fa_options *o);
+void fa_cli_usage(FILE *f);
+
+#endif

@@ -1,0 +1,577 @@
+/* main.c - fasterapi-pyworker: the command line, the embedded interpreter's
+ * set-up, and the two modes.
+ *
+ *   --describe: import the app, print its route table (msgpack) on stdout.
+ *   --serve:    attach the segment, import the app, mark the slot READY and
+ *               run the serve loop (serve.c) until SIGTERM has been drained.
+ *
+ * Exit status: 0 done, 1 runtime failure (segment, dead master), 2 the app
+ * raised while importing or describing (traceback on stderr), 64 bad
+ * arguments (message and usage on stderr).
+ */
+
+/* Python.h first (through these): it sets feature macros for libc headers. */
+#include "pyworker/module.h"
+#include "pyworker/serve.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <msgpack.h>
+
+#include "shm/segment.h"
+
+#ifndef FA_BUILDDIR
+#error "FA_BUILDDIR must name the build directory (see pyworker/include.am)"
+#endif
+#ifndef FA_PYDIR_SRC
+#error "FA_PYDIR_SRC must name pyworker/ in the source tree (see pyworker/include.am)"
+#endif
+#ifndef FA_PYDIR_INSTALLED
+#error "FA_PYDIR_INSTALLED must name the installed package's parent dir (see pyworker/include.am)"
+#endif
+
+#define EXIT_APP   2
+#define EXIT_USAGE 64
+
+#ifdef __SANITIZE_ADDRESS__
+/* --enable-sanitizers: CPython keeps some of its own allocations until the
+ * process ends, even after Py_FinalizeEx; LeakSanitizer would turn each exit
+ * into a failure. Leaks from our own code are still reported. */
+const char *__lsan_default_suppressions(void);
+const char *__lsan_default_suppressions(void)
+{
+    return "leak:libpython3\n";
+}
+#endif
+
+/* The only global: set by the SIGTERM handler, read by the serve loop. */
+static volatile sig_atomic_t pyw_stop;
+
+enum pyw_mode { PYW_NONE, PYW_DESCRIBE, PYW_SERVE };
+
+struct pyw_args {
+    enum pyw_mode mode;
+    const char *app;
+    const char *app_dir;
+    int shm_fd;
+    long slot;
+    long gen;
+    int efd;
+    int *http_efds;      /* malloc'd */
+    int n_http_efds;
+};
+
+static const char *pyw_prog = "fasterapi-pyworker";
+
+static void pyw__usage(FILE *f)
+{
+    fprintf(f,
+            "usage: %s --describe --app MODULE:ATTR [--app-dir DIR]\n"
+            "       %s --serve --app MODULE:ATTR [--app-dir DIR] --shm-fd N --slot P --gen G\n"
+            "              --doorbell-fd F --http-doorbell-fds F0,F1,...\n"
+            "Started by the fasterapi master; not meant to be run by hand.\n",
+            pyw_prog, pyw_prog);
+}
+
+static void pyw__bad_usage(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "%s: ", pyw_prog);
+    fprintf(stderr, fmt, arg);
+    fputc('\n', stderr);
+    pyw__usage(stderr);
+    exit(EXIT_USAGE);
+}
+
+/* Parses a whole decimal number in [lo, hi] or exits 64 naming the flag. */
+static long pyw__number(const char *flag, const char *s, long lo, long hi)
+{
+    char *end;
+    long v;
+
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < lo || v > hi) {
+        fprintf(stderr, "%s: %s expects a number between %ld and %ld, not '%s'\n",
+                pyw_prog, flag, lo, hi, s);
+        pyw__usage(stderr);
+        exit(EXIT_USAGE);
+    }
+    return v;
+}
+
+/* An inherited fd: must be open. Marked close-on-exec so nothing the app
+ * spawns holds the segment or a doorbell. */
+static int pyw__fd(const char *flag, const char *s)
+{
+    int fd = (int)pyw__number(flag, s, 0, INT_MAX), fl;
+
+    if ((fl = fcntl(fd, F_GETFD)) < 0) {
+        fprintf(stderr, "%s: %s %d is not an open file descriptor (%s)\n",
+                pyw_prog, flag, fd, strerror(errno));
+        pyw__usage(stderr);
+        exit(EXIT_USAGE);
+    }
+    fcntl(fd, F_SETFD, fl | FD_CLOEXEC);
+    return fd;
+}
+
+static void pyw__parse(int argc, char **argv, struct pyw_args *a)
+{
+    enum { O_DESCRIBE = 256, O_SERVE, O_APP, O_APP_DIR, O_SHM_FD, O_SLOT, O_GEN,
+           O_DOORBELL_FD, O_HTTP_FDS, O_HELP };
+    static const struct option opts[] = {
+        {"describe", no_argument, NULL, O_DESCRIBE},
+        {"serve", no_argument, NULL, O_SERVE},
+        {"app", required_argument, NULL, O_APP},
+        {"app-dir", required_argument, NULL, O_APP_DIR},
+        {"shm-fd", required_argument, NULL, O_SHM_FD},
+        {"slot", required_argument, NULL, O_SLOT},
+        {"gen", required_argument, NULL, O_GEN},
+        {"doorbell-fd", required_argument, NULL, O_DOORBELL_FD},
+        {"http-doorbell-fds", required_argument, NULL, O_HTTP_FDS},
+        {"help", no_argument, NULL, O_HELP},
+        {NULL, 0, NULL, 0},
+    };
+    const char *http_fds = NULL;
+    int c;
+
+    memset(a, 0, sizeof(*a));
+    a->shm_fd = a->efd = -1;
+    a->slot = a->gen = -1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case O_DESCRIBE:
+        case O_SERVE:
+            if (a->mode != PYW_NONE)
+                pyw__bad_usage("%s", "give exactly one of --describe and --serve");
+            a->mode = c == O_DESCRIBE ? PYW_DESCRIBE : PYW_SERVE;
+            break;
+        case O_APP: a->app = optarg; break;
+        case O_APP_DIR: a->app_dir = optarg; break;
+        case O_SHM_FD: a->shm_fd = pyw__fd("--shm-fd", optarg); break;
+        case O_SLOT: a->slot = pyw__number("--slot", optarg, 0, 0x3fff); break;
+        case O_GEN: a->gen = pyw__number("--gen", optarg, 0, UINT32_MAX); break;
+        case O_DOORBELL_FD: a->efd = pyw__fd("--doorbell-fd", optarg); break;
+        case O_HTTP_FDS: http_fds = optarg; break;
+        case O_HELP: pyw__usage(stdout); exit(0);
+        default:
+            pyw__bad_usage("unknown option or missing value: '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        pyw__bad_usage("unexpected argument '%s'", argv[optind]);
+    if (a->mode == PYW_NONE)
+        pyw__bad_usage("%s", "give --describe or --serve");
+    if (a->app == NULL)
+        pyw__bad_usage("%s", "--app MODULE:ATTR is required");
+    if (strchr(a->app, ':') == NULL || a->app[0] == ':' || a->app[strlen(a->app) - 1] == ':')
+        pyw__bad_usage("--app expects MODULE:ATTR (e.g. examples.hello:app), not '%s'", a->app);
+    if (a->mode == PYW_DESCRIBE)
+        return;
+    if (a->shm_fd < 0 || a->slot < 0 || a->gen < 0 || a->efd < 0 || http_fds == NULL)
+        pyw__bad_usage("%s", "--serve needs --shm-fd, --slot, --gen, --doorbell-fd and "
+                       "--http-doorbell-fds");
+    {
+        char *copy = strdup(http_fds), *save = NULL, *tok;
+        size_t n = 1;
+
+        if (copy == NULL) {
+            perror(pyw_prog);
+            exit(1);
+        }
+        for (const char *p = http_fds; *p; p++)
+            n += *p == ',';
+        if ((a->http_efds = calloc(n, sizeof(int))) == NULL) {
+            perror(pyw_prog);
+            exit(1);
+        }
+        for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+            a->http_efds[a->n_http_efds++] = pyw__fd("--http-doorbell-fds", tok);
+        if ((size_t)a->n_http_efds != n)
+            pyw__bad_usage("--http-doorbell-fds expects F0,F1,... (no empty items), not '%s'",
+                           http_fds);
+        free(copy);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Signals                                                              */
+/* ------------------------------------------------------------------ */
+
+static void pyw__on_term(int sig)
+{
+    (void)sig;
+    pyw_stop = 1;
+}
+
+static void pyw__signals(void)
+{
+    struct sigaction sa;
+    sigset_t none;
+
+    /* exec keeps the mask: the master may have blocked signals around fork. */
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+
+    memset(&sa, 0, sizeof(sa));
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGINT, &sa, NULL);    /* the master coordinates shutdown */
+    sigaction(SIGPIPE, &sa, NULL);   /* writes report EPIPE instead */
+    sa.sa_handler = pyw__on_term;
+    sa.sa_flags = 0;                 /* no SA_RESTART: a blocking wait returns EINTR */
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+/* ------------------------------------------------------------------ */
+/* The interpreter                                                      */
+/* ------------------------------------------------------------------ */
+
+/* The package's parent dir: the source tree when this binary runs from the
+ * build dir, the installed one otherwise. */
+static const char *pyw__package_dir(void)
+{
+    char exe[PATH_MAX], build[PATH_MAX];
+
+    if (realpath("/proc/self/exe", exe) == NULL)
+        return FA_PYDIR_INSTALLED;
+    if (realpath(FA_BUILDDIR, build) == NULL)
+        snprintf(build, sizeof(build), "%s", FA_BUILDDIR);
+    return strcmp(dirname(exe), build) == 0 ? FA_PYDIR_SRC : FA_PYDIR_INSTALLED;
+}
+
+/* sys.path[0:0] = [app_dir, pkg_dir]. 0, or -1 with an exception set. */
+static int pyw__sys_path(const char *app_dir, const char *pkg_dir)
+{
+    PyObject *path = PySys_GetObject("path");   /* borrowed */
+    PyObject *s;
+    int r;
+
+    if (path == NULL || !PyList_Check(path)) {
+        PyErr_SetString(PyExc_RuntimeError, "sys.path is not a list");
+        return -1;
+    }
+    if ((s = PyUnicode_DecodeFSDefault(pkg_dir)) == NULL)   /* new */
+        return -1;
+    r = PyList_Insert(path, 0, s);
+    Py_DECREF(s);
+    if (r < 0 || (s = PyUnicode_DecodeFSDefault(app_dir)) == NULL)
+        return -1;
+    r = PyList_Insert(path, 0, s);
+    Py_DECREF(s);
+    return r;
+}
+
+static void pyw__python_init(char *argv0, char *app, const char *app_dir)
+{
+    PyConfig config;
+    PyStatus st;
+    char *pyargv[2] = {argv0, app};
+
+    if (fa_pymod_register() < 0) {
+        fprintf(stderr, "%s: cannot register the _fasterapi module\n", pyw_prog);
+        exit(1);
+    }
+    PyConfig_InitPythonConfig(&config);
+    /* Debian's interpreter, untouched by the caller's environment (PATH's
+     * python3 may be a pyenv build with its own PYTHONHOME/PYTHONPATH). */
+    config.use_environment = 0;
+    config.install_signal_handlers = 0;
+    config.parse_argv = 0;
+    config.buffered_stdio = 0;       /* logs appear at once */
+    st = PyConfig_SetBytesString(&config, &config.program_name, argv0);
+    if (PyStatus_Exception(st))
+        goto fail;
+    st = PyConfig_SetBytesArgv(&config, 2, pyargv);
+    if (PyStatus_Exception(st))
+        goto fail;
+    st = Py_InitializeFromConfig(&config);
+    if (PyStatus_Exception(st))
+        goto fail;
+    PyConfig_Clear(&config);
+    if (pyw__sys_path(app_dir, pyw__package_dir()) < 0) {
+        PyErr_Print();
+        exit(1);
+    }
+    return;
+fail:
+    PyConfig_Clear(&config);
+    Py_ExitStatusException(st);   /* prints and exits */
+}
+
+/* fasterapi._boot.<fn>(spec). New reference, or NULL with an exception. */
+static PyObject *pyw__boot_call(const char *fn, const char *spec)
+{
+    PyObject *boot, *res;
+
+    if ((boot = PyImport_ImportModule("fasterapi._boot")) == NULL) {   /* new */
+        if (PyErr_ExceptionMatches(PyExc_ModuleNotFoundError))
+            fprintf(stderr, "%s: cannot import the fasterapi package: it was looked for in "
+                    "%s first, then in Debian's Python path\n", pyw_prog, pyw__package_dir());
+        return NULL;
+    }
+    res = PyObject_CallMethod(boot, fn, "s", spec);                  /* new */
+    Py_DECREF(boot);
+    return res;
+}
+
+/* ------------------------------------------------------------------ */
+/* --describe                                                           */
+/* ------------------------------------------------------------------ */
+
+static int pyw__write_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static int pyw__pack_str(msgpack_packer *pk, PyObject *o)
+{
+    const char *p;
+    Py_ssize_t n;
+
+    if ((p = PyUnicode_AsUTF8AndSize(o, &n)) == NULL)
+        return -1;
+    return msgpack_pack_str_with_body(pk, p, (size_t)n) ? -1 : 0;
+}
+
+/* Packs describe()'s list (borrowed) into sb; -1 with an exception set. */
+static int pyw__pack_routes(PyObject *routes, msgpack_sbuffer *sb)
+{
+    msgpack_packer pk;
+    PyObject *seq;
+    Py_ssize_t n;
+    int rc = -1;
+
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    if ((seq = PySequence_Fast(routes, "fasterapi._boot.describe() must return a list")) == NULL)
+        return -1;   /* new on success */
+    n = PySequence_Fast_GET_SIZE(seq);
+    if (msgpack_pack_array(&pk, (size_t)n))
+        goto nomem;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *r = PySequence_Fast_GET_ITEM(seq, i);   /* borrowed */
+        PyObject *id, *method, *pattern, *kind;
+        unsigned long long rid;
+
+        if (!PyTuple_Check(r) || PyTuple_GET_SIZE(r) != 4) {
+            PyErr_Format(PyExc_TypeError, "fasterapi._boot.describe(): route %zd is %R, expected "
+                         "(route_id, method, pattern, kind)", i, r);
+            goto out;
+        }
+        id = PyTuple_GET_ITEM(r, 0);
+        method = PyTuple_GET_ITEM(r, 1);
+        pattern = PyTuple_GET_ITEM(r, 2);
+        kind = PyTuple_GET_ITEM(r, 3);
+        if (!PyLong_Check(id) || !PyUnicode_Check(method) || !PyUnicode_Check(pattern) ||
+            !PyUnicode_Check(kind)) {
+            PyErr_Format(PyExc_TypeError, "fasterapi._boot.describe(): route %zd is %R, expected "
+                         "(int, str, str, str)", i, r);
+            goto out;
+        }
+        rid = PyLong_AsUnsignedLongLong(id);
+        if (rid == (unsigned long long)-1 && PyErr_Occurred())
+            goto out;
+        if (msgpack_pack_array(&pk, 4) || msgpack_pack_uint64(&pk, rid))
+            goto nomem;
+        if (pyw__pack_str(&pk, method) < 0 || pyw__pack_str(&pk, pattern) < 0 ||
+            pyw__pack_str(&pk, kind) < 0)
+            goto out;
+    }
+    rc = 0;
+    goto out;
+nomem:
+    PyErr_NoMemory();
+out:
+    Py_DECREF(seq);
+    return rc;
+}
+
+/* out_fd: the real stdout, kept aside (fd 1 points at stderr meanwhile, so
+ * that whatever the app prints while importing cannot corrupt the table). */
+static int pyw__describe(const struct pyw_args *a, int out_fd)
+{
+    msgpack_sbuffer sb;
+    PyObject *routes;
+    int rc = EXIT_APP;
+
+    msgpack_sbuffer_init(&sb);
+    if ((routes = pyw__boot_call("describe", a->app)) == NULL) {   /* new */
+        PyErr_Print();
+        goto out;
+    }
+    if (pyw__pack_routes(routes, &sb) < 0) {
+        PyErr_Print();
+        Py_DECREF(routes);
+        goto out;
+    }
+    Py_DECREF(routes);
+    if (pyw__write_all(out_fd, sb.data, sb.size) < 0) {
+        fprintf(stderr, "%s: writing the route table to stdout: %s\n", pyw_prog, strerror(errno));
+        rc = 1;
+        goto out;
+    }
+    rc = 0;
+out:
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* --serve                                                              */
+/* ------------------------------------------------------------------ */
+
+static int pyw__serve(const struct pyw_args *a, struct fa_seg *seg)
+{
+    struct fa_serve_config cfg;
+    struct fa_slot_sh *slot = fa_seg_py_slot(seg, (uint32_t)a->slot);
+    PyObject *mod, *dispatch;
+    int rc;
+
+    if ((mod = PyImport_ImportModule(FA_PYMOD_NAME)) == NULL) {   /* new */
+        PyErr_Print();
+        return 1;
+    }
+    fa_pymod_set_worker(mod, (int)a->slot, (uint32_t)a->gen, seg->hdr->n_http);
+    if ((dispatch = pyw__boot_call("load", a->app)) == NULL) {   /* new */
+        PyErr_Print();
+        Py_DECREF(mod);
+        return EXIT_APP;
+    }
+    if (!PyCallable_Check(dispatch)) {
+        fprintf(stderr, "%s: fasterapi._boot.load('%s') did not return a callable\n",
+                pyw_prog, a->app);
+        Py_DECREF(dispatch);
+        Py_DECREF(mod);
+        return EXIT_APP;
+    }
+    if (atomic_load_explicit(&slot->gen, memory_order_acquire) != (uint32_t)a->gen)
+        fprintf(stderr, "%s: slot %ld: the segment says generation %u, the master passed %ld\n",
+                pyw_prog, a->slot, atomic_load(&slot->gen), a->gen);
+    atomic_store_explicit(&slot->pid, (int32_t)getpid(), memory_order_relaxed);
+    {
+        /* STARTING -> READY only: if the master already moved the slot on
+         * (DRAINING, DEAD), its word stands; we still answer what comes. */
+        uint32_t want = FA_SLOT_STARTING;
+        if (!atomic_compare_exchange_strong_explicit(&slot->state, &want, FA_SLOT_READY,
+                                                     memory_order_release,
+                                                     memory_order_relaxed))
+            fprintf(stderr, "%s: slot %ld is in state %u, not STARTING: left as it is\n",
+                    pyw_prog, a->slot, want);
+    }
+
+    cfg.seg = seg;
+    cfg.slot = (uint32_t)a->slot;
+    cfg.gen = (uint32_t)a->gen;
+    cfg.efd = a->efd;
+    cfg.http_efds = a->http_efds;
+    cfg.dispatch = dispatch;
+    cfg.module = mod;
+    cfg.stop = &pyw_stop;
+    rc = fa_serve_run(&cfg) < 0 ? 1 : 0;
+    Py_DECREF(dispatch);
+    Py_DECREF(mod);
+    return rc;
+}
+
+/* Maps the inherited segment and checks the serve arguments against it.
+ * 0, or the exit status (message on stderr). */
+static int pyw__attach(const struct pyw_args *a, struct fa_seg *seg)
+{
+    char *cause = NULL;
+
+    if (fa_seg_attach_fd(seg, a->shm_fd, &cause) < 0) {
+        fprintf(stderr, "%s: --shm-fd %d: %s\n", pyw_prog, a->shm_fd,
+                cause ? cause : strerror(errno));
+        free(cause);
+        return 1;
+    }
+    if (!seg->writable) {
+        fprintf(stderr, "%s: --shm-fd %d is open read-only; the worker writes responses "
+                        "into the segment (open it O_RDWR)\n", pyw_prog, a->shm_fd);
+        return EXIT_USAGE;
+    }
+    if ((uint32_t)a->slot >= seg->hdr->max_py) {
+        fprintf(stderr, "%s: --slot %ld: the segment has %u Python worker slots\n",
+                pyw_prog, a->slot, seg->hdr->max_py);
+        return EXIT_USAGE;
+    }
+    if ((uint32_t)a->n_http_efds != seg->hdr->n_http) {
+        fprintf(stderr, "%s: --http-doorbell-fds gives %d eventfds, the segment has %u "
+                        "HTTP worker slots\n", pyw_prog, a->n_http_efds, seg->hdr->n_http);
+        return EXIT_USAGE;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct pyw_args a;
+    struct fa_seg seg;
+    char dir[PATH_MAX];
+    int rc, out_fd = -1;
+
+    memset(&seg, 0, sizeof(seg));
+    if (argc > 0 && argv[0] != NULL && argv[0][0] != '\0')
+        pyw_prog = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    setvbuf(stderr, NULL, _IONBF, 0);
+    pyw__parse(argc, argv, &a);
+
+    if (a.app_dir != NULL) {
+        if (realpath(a.app_dir, dir) == NULL)
+            pyw__bad_usage("--app-dir '%s': no such directory", a.app_dir);
+    } else if (getcwd(dir, sizeof(dir)) == NULL) {
+        fprintf(stderr, "%s: cannot get the current directory: %s\n", pyw_prog, strerror(errno));
+        rc = 1;
+        goto out;
+    }
+
+    pyw__signals();
+    if (a.mode == PYW_DESCRIBE) {
+        /* The table goes to the real stdout; fd 1 becomes stderr so that the
+         * app's own prints cannot corrupt it. */
+        if ((out_fd = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3)) < 0 ||
+            dup2(STDERR_FILENO, STDOUT_FILENO) < 0) {
+            fprintf(stderr, "%s: cannot set stdout aside: %s\n", pyw_prog, strerror(errno));
+            rc = 1;
+            goto out;
+        }
+    } else {
+        if ((rc = pyw__attach(&a, &seg)) != 0)
+            goto out;
+        /* A master that dies makes us leave (drained, as on SIGTERM). */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+    }
+
+    pyw__python_init(argv[0], (char *)a.app, dir);
+    rc = a.mode == PYW_DESCRIBE ? pyw__describe(&a, out_fd) : pyw__serve(&a, &seg);
+    if (Py_FinalizeEx() < 0 && rc == 0)
+        rc = 1;
+out:
+    /* Only now: a body view the app kept frees its chunks when finalisation
+     * destroys it, and that writes to the segment. */
+    fa_seg_detach(&seg);
+    free(a.http_efds);
+    return rc;
+}

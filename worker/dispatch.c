@@ -1,0 +1,524 @@
+/* dispatch.c - Python routes: the request envelope is written into this
+ * worker's arena while the request arrives, sent to a Python worker through
+ * the (h, p) request ring, and its answer comes back through the (h, p)
+ * response ring as shm chunks that conn.c writes to the socket with writev.
+ *
+ * Tokens: a response names its request by token = index | seq << 16 into
+ * w->pending; seq changes every time an index is reused, so a late or
+ * forged response cannot land on the wrong request.
+ *
+ * Deaths: the master bumps a dead Python slot's generation and then the
+ * death_seq of every HTTP slot. When it changes, we first drain what the
+ * dead worker fully published, then fail with 502 every request sent to an
+ * older generation and take its chunks back (spec/ring.pml, Http proctype).
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <event2/event.h>
+#include <msgpack.h>
+
+#include "shm/doorbell.h"
+#include "worker/dispatch.h"
+#include "worker/respond.h"
+#include "worker/router.h"
+#include "worker/util.h"
+
+#define PENDING_MAX 65536u
+#define POLL_BATCH  64
+
+static int dispatch__pack_write(void *data, const char *buf, size_t len)
+{
+    return fa_msg_write(data, buf, len);
+}
+
+static void dispatch__pack_str(msgpack_packer *pk, const char *s, size_t n)
+{
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, s, n);
+}
+
+/* A new incarnation of this HTTP slot: take back the envelopes the previous
+ * one was still writing, and discard the answers addressed to it. */
+static void dispatch__restart_cleanup(struct fa_worker *w)
+{
+    for (uint32_t i = 0; i < w->arena.n; i++) {
+        struct fa_chunk_meta_sh *m = fa_seg_chunk_meta(w->seg, w->arena.id, i);
+        if (FA_CHUNK_STATE(atomic_load_explicit(&m->state, memory_order_acquire)) == FA_CHUNK_WRITING)
+            atomic_store_explicit(&m->state, FA_CHUNK_FREE, memory_order_release);
+    }
+    struct fa_desc d[POLL_BATCH];
+    struct iovec iov[72];
+    for (uint32_t p = 0; p < w->max_py; p++) {
+        uint32_t n;
+        while ((n = fa_ring_pop(&w->resp[p], d, POLL_BATCH)) > 0)
+            for (uint32_t k = 0; k < n; k++)
+                if (fa_msg_iov(w->seg, fa_seg_py_arena(w->seg, p), w->self, &d[k], iov, 72) >= 0)
+                    fa_msg_free(w->seg, fa_seg_py_arena(w->seg, p), d[k].chunk);
+    }
+}
+
+void fa_dispatch_init(struct fa_worker *w)
+{
+    const struct fa_seg *seg = w->seg;
+    w->req = fa_xcalloc(w->max_py, sizeof *w->req);
+    w->resp = fa_xcalloc(w->max_py, sizeof *w->resp);
+    for (uint32_t p = 0; p < w->max_py; p++) {
+        fa_ring_init(&w->req[p], fa_seg_req_ring(seg, w->h, p), seg->hdr->ring_cap);
+        fa_ring_init(&w->resp[p], fa_seg_resp_ring(seg, w->h, p), seg->hdr->ring_cap);
+    }
+    fa_arena_init(&w->arena, seg, fa_seg_http_arena(seg, w->h), w->self, 0);
+    dispatch__restart_cleanup(w);
+    w->n_pending_cap = 1024;
+    w->pending = fa_xcalloc(w->n_pending_cap, sizeof *w->pending);
+    uint16_t salt = (uint16_t)((uint32_t)getpid() * 2654435761u >> 16);
+    for (uint32_t i = 0; i < w->n_pending_cap; i++) {
+        w->pending[i].next_free = i + 1 < w->n_pending_cap ? i + 1 : UINT32_MAX;
+        w->pending[i].seq = salt;
+    }
+    w->free_head = 0;
+}
+
+/* ---- pending table --------------------------------------------------------- */
+
+static int dispatch__pending_alloc(struct fa_worker *w, struct fa_resp *r, uint32_t *token)
+{
+    if (w->free_head == UINT32_MAX) {
+        if (w->n_pending_cap >= PENDING_MAX)
+            return -1;
+        uint32_t old = w->n_pending_cap, cap = old * 2;
+        w->pending = fa_xrealloc(w->pending, cap * sizeof *w->pending);
+        memset(w->pending + old, 0, (cap - old) * sizeof *w->pending);
+        for (uint32_t i = old; i < cap; i++)
+            w->pending[i].next_free = i + 1 < cap ? i + 1 : UINT32_MAX;
+        w->free_head = old;
+        w->n_pending_cap = cap;
+    }
+    uint32_t i = w->free_head;
+    struct fa_pending *e = &w->pending[i];
+    w->free_head = e->next_free;
+    e->resp = r;
+    e->seq++;
+    w->n_pending++;
+    *token = i | (uint32_t)e->seq << 16;
+    return 0;
+}
+
+static void dispatch__pending_release(struct fa_worker *w, uint32_t i)
+{
+    w->pending[i].resp = NULL;
+    w->pending[i].next_free = w->free_head;
+    w->free_head = i;
+    w->n_pending--;
+}
+
+/* ---- requests --------------------------------------------------------------- */
+
+int fa_dispatch_begin(struct fa_worker *w, struct fa_resp *r, const struct fa_http_req *req,
+                      const struct fa_match *m, const char *client_host, uint16_t client_port)
+{
+    msgpack_packer pk;
+
+    if (fa_msg_begin(&r->w, &w->arena) < 0)
+        return 503;
+    r->py_state = FA_PY_BUILDING;
+    r->t_start = fa_now_ns();
+    msgpack_packer_init(&pk, &r->w, dispatch__pack_write);
+    msgpack_pack_array(&pk, 9);
+    msgpack_pack_uint32(&pk, m->route_id);
+    const char *method = http_method_str((enum http_method)req->method);
+    dispatch__pack_str(&pk, method, strlen(method));
+    dispatch__pack_str(&pk, req->path, req->path_len);
+    dispatch__pack_str(&pk, req->query ? req->query : "", req->query_len);
+    msgpack_pack_array(&pk, m->n_params);
+    for (uint32_t i = 0; i < m->n_params; i++)
+        dispatch__pack_str(&pk, m->params[i].p, m->params[i].len);
+    msgpack_pack_array(&pk, req->n_headers * 2);
+    for (uint32_t i = 0; i < req->n_headers; i++) {
+        dispatch__pack_str(&pk, req->headers[i].name, req->headers[i].name_len);
+        dispatch__pack_str(&pk, req->headers[i].value, req->headers[i].value_len);
+    }
+    dispatch__pack_str(&pk, client_host, strlen(client_host));
+    msgpack_pack_uint16(&pk, client_port);
+    msgpack_pack_uint8(&pk, (uint8_t)((req->keep_alive ? 1 : 0) | (req->method == HTTP_HEAD ? 2 : 0)));
+    if (r->w.failed) {
+        fa_msg_abort(&r->w);
+        r->py_state = FA_PY_NONE;
+        return 503;
+    }
+    return 0;
+}
+
+int fa_dispatch_body(struct fa_worker *w, struct fa_resp *r, const char *data, size_t len)
+{
+    if (fa_msg_write(&r->w, data, len) < 0) {
+        fa_msg_abort(&r->w);
+        r->py_state = FA_PY_NONE;
+        return 503;
+    }
+    return 0;
+}
+
+/* The READY Python slot with the fewest requests in flight, or -1. */
+static int dispatch__choose(struct fa_worker *w)
+{
+    int best = -1;
+    uint32_t best_load = UINT32_MAX;
+    for (uint32_t k = 0; k < w->max_py; k++) {
+        uint32_t p = (w->rr + k) % w->max_py;
+        struct fa_slot_sh *s = fa_seg_py_slot(w->seg, p);
+        if (atomic_load_explicit(&s->state, memory_order_acquire) != FA_SLOT_READY)
+            continue;
+        uint32_t load = atomic_load_explicit(&s->in_flight, memory_order_relaxed);
+        if (load < best_load) {
+            best_load = load;
+            best = (int)p;
+            if (load == 0)
+                break;
+        }
+    }
+    w->rr++;
+    return best;
+}
+
+/* Sends a finished envelope to a Python worker. 0, or -1 if none can take it now. */
+static int dispatch__push(struct fa_worker *w, struct fa_resp *r)
+{
+    int p = dispatch__choose(w);
+    if (p < 0)
+        return -1;
+    struct fa_desc *slot = fa_ring_reserve(&w->req[p]);
+    if (slot == NULL)
+        return -1;
+    uint32_t token;
+    if (dispatch__pending_alloc(w, r, &token) < 0)
+        return -1;   /* the reserved slot is simply not committed */
+    struct fa_slot_sh *s = fa_seg_py_slot(w->seg, (uint32_t)p);
+    uint32_t gen = atomic_load_explicit(&s->gen, memory_order_acquire);
+    fa_msg_end(&r->w, w->n_http + (uint32_t)p, gen, &r->req_desc);
+    r->req_desc.gen = gen;
+    r->req_desc.token = token;
+    *slot = r->req_desc;
+    r->py_slot = (uint32_t)p;
+    r->py_gen = gen;
+    r->token = token;
+    r->py_state = FA_PY_INFLIGHT;
+    atomic_fetch_add_explicit(&s->in_flight, 1, memory_order_relaxed);
+    w->dirty_rings |= 1ull << p;
+    return 0;
+}
+
+void fa_dispatch_end(struct fa_worker *w, struct fa_resp *r)
+{
+    if (w->backlog_head == NULL && dispatch__push(w, r) == 0)
+        return;
+    if (w->backlog_len >= w->cfg->backlog_max) {
+        fa_msg_abort(&r->w);
+        r->py_state = FA_PY_NONE;
+        r->failed = true;
+        fa_respond_error(w, r, 503, "Retry-After: 1\r\n");
+        return;
+    }
+    r->py_state = FA_PY_BACKLOG;
+    r->backlog_next = NULL;
+    if (w->backlog_tail)
+        w->backlog_tail->backlog_next = r;
+    else
+        w->backlog_head = r;
+    w->backlog_tail = r;
+    w->backlog_len++;
+    if (!evtimer_pending(w->ev_retry, NULL)) {
+        struct timeval tv = {0, 2000};
+        evtimer_add(w->ev_retry, &tv);
+    }
+}
+
+void fa_dispatch_retry(struct fa_worker *w)
+{
+    while (w->backlog_head) {
+        struct fa_resp *r = w->backlog_head;
+        if (dispatch__push(w, r) < 0)
+            break;
+        w->backlog_head = r->backlog_next;
+        if (w->backlog_head == NULL)
+            w->backlog_tail = NULL;
+        w->backlog_len--;
+    }
+    fa_dispatch_flush(w);
+    if (w->backlog_head && !evtimer_pending(w->ev_retry, NULL)) {
+        struct timeval tv = {0, 2000};
+        evtimer_add(w->ev_retry, &tv);
+    }
+}
+
+void fa_dispatch_flush(struct fa_worker *w)
+{
+    uint64_t dirty = w->dirty_rings;
+    w->dirty_rings = 0;
+    while (dirty) {
+        uint32_t p = (uint32_t)__builtin_ctzll(dirty);
+        dirty &= dirty - 1;
+        fa_ring_commit(&w->req[p]);
+        fa_doorbell_ring(&fa_seg_py_slot(w->seg, p)->sleeping, w->env->py_efd[p]);
+    }
+}
+
+void fa_dispatch_orphan(struct fa_worker *w, struct fa_resp *r)
+{
+    r->conn = NULL;
+    switch (r->py_state) {
+    case FA_PY_BUILDING:
+        fa_msg_abort(&r->w);
+        fa_resp_free(w, r);
+        break;
+    case FA_PY_BACKLOG: {
+        struct fa_resp **pp = &w->backlog_head, *prev = NULL;
+        while (*pp && *pp != r) {
+            prev = *pp;
+            pp = &(*pp)->backlog_next;
+        }
+        if (*pp) {
+            *pp = r->backlog_next;
+            if (w->backlog_tail == r)
+                w->backlog_tail = prev;
+            w->backlog_len--;
+        }
+        fa_msg_abort(&r->w);
+        fa_resp_free(w, r);
+        break;
+    }
+    default:
+        /* In flight: freed when its answer (or its worker's death) comes. */
+        break;
+    }
+}
+
+/* ---- responses -------------------------------------------------------------- */
+
+static bool dispatch__tchar(unsigned char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
+/* Header names must be tokens, values must not carry CR, LF or NUL. */
+static bool dispatch__header_ok(const msgpack_object *n, const msgpack_object *v)
+{
+    if (n->type != MSGPACK_OBJECT_STR || v->type != MSGPACK_OBJECT_STR || n->via.str.size == 0)
+        return false;
+    for (uint32_t i = 0; i < n->via.str.size; i++)
+        if (!dispatch__tchar((unsigned char)n->via.str.ptr[i]))
+            return false;
+    for (uint32_t i = 0; i < v->via.str.size; i++) {
+        unsigned char ch = (unsigned char)v->via.str.ptr[i];
+        if (ch == '\r' || ch == '\n' || ch == '\0')
+            return false;
+    }
+    return true;
+}
+
+static bool dispatch__hop_header(const msgpack_object *n)
+{
+    static const char *const names[] = {"content-length", "transfer-encoding", "connection",
+                                        "date", "server", "keep-alive"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        if (strlen(names[i]) == n->via.str.size && strncasecmp(names[i], n->via.str.ptr, n->via.str.size) == 0)
+            return true;
+    return false;
+}
+
+/* Builds r's head from the response envelope in iov; r->iov gets the body.
+ * Returns 0, or an HTTP status to answer instead (the chunks are then freed
+ * by the caller through r->resp_chunks). */
+static int dispatch__build(struct fa_worker *w, struct fa_resp *r, struct iovec *iov, int niov, uint32_t len)
+{
+    msgpack_unpacked u;
+    size_t off = 0;
+    int rc = 502;
+
+    msgpack_unpacked_init(&u);
+    if (niov < 1 || msgpack_unpack_next(&u, iov[0].iov_base, iov[0].iov_len, &off) != MSGPACK_UNPACK_SUCCESS ||
+        u.data.type != MSGPACK_OBJECT_ARRAY || u.data.via.array.size < 2 ||
+        u.data.via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+        u.data.via.array.ptr[1].type != MSGPACK_OBJECT_ARRAY ||
+        u.data.via.array.ptr[1].via.array.size % 2 != 0) {
+        fa_log("route %u: malformed response envelope from Python worker %u", r->route_id, r->py_slot);
+        goto bail;
+    }
+    uint64_t status = u.data.via.array.ptr[0].via.u64;
+    const msgpack_object_array *hs = &u.data.via.array.ptr[1].via.array;
+    if (status < 100 || status > 999) {
+        fa_log("route %u: handler returned status %llu (expected 100..999)", r->route_id,
+               (unsigned long long)status);
+        rc = 500;
+        goto bail;
+    }
+    for (uint32_t i = 0; i < hs->size; i += 2) {
+        if (!dispatch__header_ok(&hs->ptr[i], &hs->ptr[i + 1])) {
+            const struct fa_route *rt = fa_routes_get(w->env->routes, r->route_id);
+            fa_log("route %s %s: response header refused (name not a token, or CR/LF/NUL in it)",
+                   rt ? http_method_str(rt->method) : "?", rt ? rt->pattern : "?");
+            rc = 500;
+            goto bail;
+        }
+    }
+    size_t body_len = len - off;
+    bool no_body = status == 204 || status == 304 || status < 200;
+    r->hlen = 0;
+    fa_respond_head(w, r, (int)status, body_len);
+    for (uint32_t i = 0; i < hs->size; i += 2) {
+        if (dispatch__hop_header(&hs->ptr[i]))
+            continue;
+        fa_resp_append(r, hs->ptr[i].via.str.ptr, hs->ptr[i].via.str.size);
+        fa_resp_append(r, ": ", 2);
+        fa_resp_append(r, hs->ptr[i + 1].via.str.ptr, hs->ptr[i + 1].via.str.size);
+        fa_resp_append(r, "\r\n", 2);
+    }
+    fa_resp_append(r, "\r\n", 2);
+    r->niov = 0;
+    r->total = r->hlen;
+    if (!r->head_only && !no_body && body_len) {
+        if (niov > (int)(sizeof r->iov_inline / sizeof *r->iov_inline))
+            r->iov = fa_xmalloc((size_t)niov * sizeof *r->iov);
+        else
+            r->iov = r->iov_inline;
+        for (int i = 0; i < niov; i++) {
+            size_t skip = i == 0 ? off : 0;
+            if (iov[i].iov_len <= skip)
+                continue;
+            r->iov[r->niov].iov_base = (char *)iov[i].iov_base + skip;
+            r->iov[r->niov].iov_len = iov[i].iov_len - skip;
+            r->niov++;
+        }
+        r->total += body_len;
+    }
+    rc = 0;
+bail:
+    msgpack_unpacked_destroy(&u);
+    return rc;
+}
+
+static void dispatch__answer(struct fa_worker *w, struct fa_resp *r)
+{
+    r->py_state = FA_PY_DONE;
+    r->state = FA_RESP_READY;
+    r->sent = 0;
+    if (r->conn == NULL)
+        fa_resp_free(w, r);
+    else
+        fa_conn_resp_ready(w, r);
+}
+
+static void dispatch__response(struct fa_worker *w, uint32_t p, const struct fa_desc *d)
+{
+    uint32_t idx = d->token & 0xffff;
+    struct iovec iov_stack[72];
+    struct iovec *iov = iov_stack;
+
+    struct fa_resp *r = idx < w->n_pending_cap ? w->pending[idx].resp : NULL;
+    if (r == NULL || w->pending[idx].seq != (uint16_t)(d->token >> 16) || r->py_slot != p ||
+        r->py_gen != d->gen) {
+        fa_log("dropping a response from Python worker %u for no pending request (token %#x)", p, d->token);
+        if (fa_msg_iov(w->seg, fa_seg_py_arena(w->seg, p), w->self, d, iov, 72) >= 0)
+            fa_msg_free(w->seg, fa_seg_py_arena(w->seg, p), d->chunk);
+        return;
+    }
+    dispatch__pending_release(w, idx);
+    atomic_fetch_sub_explicit(&fa_seg_py_slot(w->seg, p)->in_flight, 1, memory_order_relaxed);
+
+    uint32_t max_iov = d->len / w->seg->hdr->chunk_size + 2;
+    if (max_iov > sizeof iov_stack / sizeof *iov_stack)
+        iov = fa_xmalloc(max_iov * sizeof *iov);
+    int niov = fa_msg_iov(w->seg, fa_seg_py_arena(w->seg, p), w->self, d, iov, (int)max_iov);
+    if (niov < 0) {
+        fa_log("route %u: invalid response descriptor from Python worker %u", r->route_id, p);
+        fa_respond_error(w, r, 502, NULL);
+    } else {
+        r->resp_first = d->chunk;
+        r->resp_chunks = true;
+        int status = dispatch__build(w, r, iov, niov, d->len);
+        if (status)
+            fa_respond_error(w, r, status, NULL);
+    }
+    if (iov != iov_stack)
+        free(iov);
+    dispatch__answer(w, r);
+}
+
+/* Takes back every chunk of our arena that is SENT to a Python slot's dead
+ * incarnation (generation older than the slot's current one). Scanning the
+ * arena does not depend on chain links, which the dead worker may have been
+ * freeing when it died (and which we may have reused since). */
+static void dispatch__reclaim(struct fa_worker *w)
+{
+    for (uint32_t i = 0; i < w->arena.n; i++) {
+        struct fa_chunk_meta_sh *m = fa_seg_chunk_meta(w->seg, w->arena.id, i);
+        uint32_t word = atomic_load_explicit(&m->state, memory_order_acquire);
+        if (FA_CHUNK_STATE(word) != FA_CHUNK_SENT || FA_CHUNK_HOLDER(word) < w->n_http)
+            continue;
+        uint32_t p = FA_CHUNK_HOLDER(word) - w->n_http;
+        if (p >= w->max_py)
+            continue;
+        uint32_t gen = atomic_load_explicit(&fa_seg_py_slot(w->seg, p)->gen, memory_order_acquire);
+        if (FA_CHUNK_GEN(word) == (gen & 0xffffu))
+            continue;
+        atomic_compare_exchange_strong_explicit(&m->state, &word, FA_CHUNK_FREE,
+                                                memory_order_acq_rel, memory_order_relaxed);
+    }
+}
+
+/* A Python worker died: fail what was sent to a dead generation. */
+static void dispatch__deaths(struct fa_worker *w)
+{
+    fa_dispatch_poll(w);    /* 1. what the dead fully published is still good */
+    for (uint32_t i = 0; i < w->n_pending_cap; i++) {
+        struct fa_resp *r = w->pending[i].resp;
+        if (r == NULL)
+            continue;
+        uint32_t gen = atomic_load_explicit(&fa_seg_py_slot(w->seg, r->py_slot)->gen, memory_order_acquire);
+        if (r->py_gen == gen)
+            continue;
+        dispatch__pending_release(w, i);
+        atomic_fetch_sub_explicit(&fa_seg_py_slot(w->seg, r->py_slot)->in_flight, 1, memory_order_relaxed);
+        fa_log("route %u: Python worker %u died with this request: 502", r->route_id, r->py_slot);
+        fa_respond_error(w, r, 502, NULL);
+        dispatch__answer(w, r);
+    }
+    dispatch__reclaim(w);
+}
+
+int fa_dispatch_poll(struct fa_worker *w)
+{
+    struct fa_desc d[POLL_BATCH];
+    int total = 0;
+
+    uint32_t ds = atomic_load_explicit(&w->me->death_seq, memory_order_acquire);
+    if (ds != w->seen_death) {
+        w->seen_death = ds;
+        dispatch__deaths(w);
+    }
+    for (uint32_t p = 0; p < w->max_py; p++) {
+        uint32_t n;
+        while ((n = fa_ring_pop(&w->resp[p], d, POLL_BATCH)) > 0) {
+            for (uint32_t i = 0; i < n; i++)
+                dispatch__response(w, p, &d[i]);
+            total += (int)n;
+        }
+        if (fa_ring_space_wanted(&w->resp[p]))
+            fa_doorbell_ring(&fa_seg_py_slot(w->seg, p)->sleeping, w->env->py_efd[p]);
+    }
+    if (total)
+        fa_dispatch_flush(w);
+    return total;
+}
+
+int fa_dispatch_pending_input(struct fa_worker *w)
+{
+    for (uint32_t p = 0; p < w->max_py; p++)
+        if (!fa_ring_empty(&w->resp[p]))
+            return 1;
+    return atomic_load_explicit(&w->me->death_seq, memory_order_acquire) != w->seen_death;
+}

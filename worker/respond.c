@@ -1,0 +1,124 @@
+/* respond.c - response heads and the responses built in C. */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "worker/respond.h"
+#include "worker/util.h"
+
+const char *fa_respond_reason(int status)
+{
+    switch (status) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 303: return "See Other";
+    case 304: return "Not Modified";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 406: return "Not Acceptable";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 410: return "Gone";
+    case 411: return "Length Required";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 415: return "Unsupported Media Type";
+    case 416: return "Range Not Satisfiable";
+    case 417: return "Expectation Failed";
+    case 418: return "I'm a teapot";
+    case 422: return "Unprocessable Entity";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    default:  return status < 200 ? "Informational" : status < 300 ? "OK" : status < 400 ? "Redirect"
+                   : status < 500 ? "Client Error" : "Server Error";
+    }
+}
+
+void fa_respond_date(struct fa_worker *w)
+{
+    time_t now = time(NULL);
+    if (now == w->date_at)
+        return;
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    w->date_len = strftime(w->date, sizeof w->date, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+    w->date_at = now;
+}
+
+void fa_resp_append(struct fa_resp *r, const void *data, size_t n)
+{
+    if (r->hlen + n > r->hcap) {
+        size_t cap = r->hcap ? r->hcap : 256;
+        while (cap < r->hlen + n)
+            cap *= 2;
+        r->hbuf = fa_xrealloc(r->hbuf, cap);
+        r->hcap = cap;
+    }
+    memcpy(r->hbuf + r->hlen, data, n);
+    r->hlen += n;
+}
+
+void fa_respond_head(struct fa_worker *w, struct fa_resp *r, int status, size_t content_length)
+{
+    char line[128];
+    int n = snprintf(line, sizeof line, "HTTP/1.1 %d %s\r\nServer: fasterapi\r\n", status,
+                     fa_respond_reason(status));
+    fa_resp_append(r, line, (size_t)n);
+    fa_respond_date(w);
+    fa_resp_append(r, w->date, w->date_len);
+    /* 1xx, 204 and 304 carry no Content-Length (RFC 9110 8.6). */
+    if (status >= 200 && status != 204 && status != 304) {
+        n = snprintf(line, sizeof line, "Content-Length: %zu\r\n", content_length);
+        fa_resp_append(r, line, (size_t)n);
+    }
+    if (!r->keep_alive)
+        fa_resp_append(r, "Connection: close\r\n", 19);
+}
+
+void fa_respond_simple(struct fa_worker *w, struct fa_resp *r, int status,
+                       const char *content_type, const char *body, size_t body_len,
+                       const char *extra_headers)
+{
+    r->hlen = 0;
+    fa_respond_head(w, r, status, body_len);
+    if (content_type) {
+        fa_resp_append(r, "Content-Type: ", 14);
+        fa_resp_append(r, content_type, strlen(content_type));
+        fa_resp_append(r, "\r\n", 2);
+    }
+    if (extra_headers)
+        fa_resp_append(r, extra_headers, strlen(extra_headers));
+    fa_resp_append(r, "\r\n", 2);
+    if (!r->head_only && body_len)
+        fa_resp_append(r, body, body_len);
+    r->niov = 0;
+    r->total = r->hlen;
+    r->sent = 0;
+    r->state = FA_RESP_READY;
+}
+
+void fa_respond_error(struct fa_worker *w, struct fa_resp *r, int status, const char *extra_headers)
+{
+    char body[160];
+    int n = snprintf(body, sizeof body, "{\"detail\":\"%s\"}", fa_respond_reason(status));
+    fa_respond_simple(w, r, status, "application/json", body, (size_t)n, extra_headers);
+}

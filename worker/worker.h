@@ -1,0 +1,152 @@
+/* worker.h - the HTTP worker process: forked from the master, runs a libevent
+ * loop over the shared listening socket, parses, routes, answers native
+ * routes in place and hands Python routes to Python workers through shm.
+ *
+ * struct fa_worker is private to worker/ (conn.c, dispatch.c, respond.c
+ * share it); the master only sees struct fa_worker_config / fa_worker_env.
+ */
+#ifndef FA_WORKER_WORKER_H
+#define FA_WORKER_WORKER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "shm/chunk.h"
+#include "shm/ring.h"
+#include "shm/segment.h"
+#include "worker/http.h"
+#include "worker/router.h"
+#include "worker/routes.h"
+
+/* What the command line decides for HTTP workers (filled by the master). */
+struct fa_worker_config {
+    struct fa_http_limits limits;
+    uint32_t max_pipeline;      /* responses queued per connection before reading pauses */
+    uint32_t backlog_max;       /* requests waiting for a Python worker per HTTP worker (then 503) */
+    uint32_t graceful_timeout;  /* seconds */
+};
+
+/* Everything a forked HTTP worker inherits from the master. */
+struct fa_worker_env {
+    const struct fa_worker_config *cfg;
+    const struct fa_seg *seg;
+    const struct fa_routes *routes;
+    int listen_fd;
+    uint32_t slot;              /* this worker's HTTP slot h */
+    const int *http_efd;        /* doorbells of every HTTP slot, [n_http] */
+    const int *py_efd;          /* doorbells of every Python slot, [max_py] */
+};
+
+/* Runs the worker until SIGTERM and its drain are over. Returns the exit code. */
+int fa_worker_run(const struct fa_worker_env *env);
+
+/* ---- private to worker/ ------------------------------------------------- */
+
+struct event_base;
+struct event;
+struct fa_conn;
+
+/* One request's answer, queued on its connection in request order. */
+enum fa_resp_state { FA_RESP_PENDING = 0, FA_RESP_READY };
+/* Where a Python request is. */
+enum fa_py_state { FA_PY_NONE = 0, FA_PY_BUILDING, FA_PY_BACKLOG, FA_PY_INFLIGHT, FA_PY_DONE };
+
+struct fa_resp {
+    struct fa_resp *next;        /* connection FIFO */
+    struct fa_conn *conn;        /* NULL once the connection closed (orphan) */
+    enum fa_resp_state state;
+    bool keep_alive;             /* connection stays open after this one */
+    bool head_only;              /* HEAD: send headers, no body */
+    bool python;                 /* built for a Python route */
+    bool failed;                 /* already answered by C (error while building) */
+    uint8_t py_state;            /* enum fa_py_state */
+    uint32_t route_id;
+    /* Output: hbuf (status line + headers [+ small C body]) then body iovecs from shm. */
+    char *hbuf;
+    size_t hlen, hcap;
+    struct iovec *iov;           /* body pieces in shm (Python responses) */
+    int niov;
+    struct iovec iov_inline[4];
+    size_t total, sent;          /* bytes of the whole response, bytes written */
+    /* Python bookkeeping */
+    struct fa_msg_writer w;      /* the envelope while the body arrives */
+    uint32_t py_slot, py_gen, token;
+    struct fa_desc req_desc;     /* what was (or will be) pushed */
+    uint32_t resp_first;         /* response chain to free after sending */
+    bool resp_chunks;
+    struct fa_resp *backlog_next;
+    uint64_t t_start;
+};
+
+/* A pending Python request, found again by the response's token. */
+struct fa_pending {
+    struct fa_resp *resp;        /* NULL: free entry */
+    uint16_t seq;
+    uint32_t next_free;
+};
+
+struct fa_worker {
+    const struct fa_worker_env *env;
+    const struct fa_seg *seg;
+    const struct fa_worker_config *cfg;
+    uint32_t h, n_http, max_py, self;
+    struct fa_slot_sh *me;
+    struct event_base *base;
+    struct event *ev_listen, *ev_doorbell, *ev_term, *ev_retry, *ev_drain;
+    struct fa_ring *req;         /* producer ends, [max_py] */
+    struct fa_ring *resp;        /* consumer ends, [max_py] */
+    uint64_t dirty_rings;        /* bit p: request ring p has reserved, uncommitted slots */
+    struct fa_arena arena;
+    struct fa_pending *pending;
+    uint32_t n_pending_cap, free_head, n_pending;
+    struct fa_resp *backlog_head, *backlog_tail;
+    uint32_t backlog_len;
+    uint32_t rr;                 /* round-robin start for worker choice */
+    uint32_t n_conns;
+    struct fa_conn *conns;       /* all open connections (conn.c) */
+    uint32_t seen_death;         /* last death_seq handled */
+    bool stopping;
+    bool exit_now;
+    char date[40];               /* "Date: ..., GMT\r\n" */
+    size_t date_len;
+    time_t date_at;
+};
+
+/* respond.c: C-built responses and the response head of Python responses. */
+void fa_respond_date(struct fa_worker *w);
+/* A complete response built in C (error pages, 404/405, ...). extra_headers
+ * is "Name: value\r\n"... or NULL. */
+void fa_respond_simple(struct fa_worker *w, struct fa_resp *r, int status,
+                       const char *content_type, const char *body, size_t body_len,
+                       const char *extra_headers);
+/* JSON {"detail":"<reason>"} for status. */
+void fa_respond_error(struct fa_worker *w, struct fa_resp *r, int status, const char *extra_headers);
+const char *fa_respond_reason(int status);
+
+/* conn.c */
+void fa_conn_accept_cb(int fd, short what, void *arg);
+/* A response became ready: write what can be written on its connection. */
+void fa_conn_resp_ready(struct fa_worker *w, struct fa_resp *r);
+void fa_resp_free(struct fa_worker *w, struct fa_resp *r);
+/* Close idle connections (shutdown). */
+void fa_conn_close_idle(struct fa_worker *w);
+
+/* dispatch.c: Python routes. */
+int fa_dispatch_begin(struct fa_worker *w, struct fa_resp *r, const struct fa_http_req *req,
+                      const struct fa_match *m, const char *client_host, uint16_t client_port);
+int fa_dispatch_body(struct fa_worker *w, struct fa_resp *r, const char *data, size_t len);
+void fa_dispatch_end(struct fa_worker *w, struct fa_resp *r);
+/* Publish reserved descriptors and ring doorbells (once per batch). */
+void fa_dispatch_flush(struct fa_worker *w);
+/* Drain response rings. Returns the number of responses taken. */
+int fa_dispatch_poll(struct fa_worker *w);
+/* 1 if any response ring has something. */
+int fa_dispatch_pending_input(struct fa_worker *w);
+/* Retry requests waiting for a Python worker. */
+void fa_dispatch_retry(struct fa_worker *w);
+/* The connection of r went away: r stays until its response comes back. */
+void fa_dispatch_orphan(struct fa_worker *w, struct fa_resp *r);
+void fa_dispatch_init(struct fa_worker *w);
+
+#endif
