@@ -3,7 +3,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "check_shm.h"
+#include "tshm.h"
 #include "shm/doorbell.h"
 
 static uint64_t counter(int efd)

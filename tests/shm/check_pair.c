@@ -22,7 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "check_shm.h"
+#include "tshm.h"
 #include "shm/chunk.h"
 #include "shm/doorbell.h"
 #include "shm/ring.h"

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "check_shm.h"
+#include "tshm.h"
 #include "shm/ring.h"
 
 #define CAP 8u

@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "check_shm.h"
+#include "tshm.h"
 #include "shm/ring.h"
 
 static struct fa_seg_params params(const char *name)

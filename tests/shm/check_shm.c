@@ -8,7 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "check_shm.h"
+#include "tshm.h"
 
 #define TSHM_MAX_NAMES 16
 

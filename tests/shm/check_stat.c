@@ -8,7 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "check_shm.h"
+#include "tshm.h"
 #include "shm/ring.h"
 
 #define OUT_MAX 16384
