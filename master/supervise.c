@@ -166,7 +166,8 @@ static void master__py_died(struct fa_master *m, uint32_t p)
     atomic_store(&s->state, FA_SLOT_DEAD);
     atomic_store(&s->pid, 0);
     atomic_fetch_add(&s->gen, 1);
-    atomic_store(&s->in_flight, 0);
+    /* in_flight is left alone: each HTTP worker takes back its own share
+     * when it fails the dead generation's requests. */
     for (uint32_t h = 0; h < m->seg.hdr->n_http; h++) {
         atomic_fetch_add(&fa_seg_http_slot(&m->seg, h)->death_seq, 1);
         fa_doorbell_ring_force(m->http_efd[h]);

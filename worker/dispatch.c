@@ -173,7 +173,7 @@ static int dispatch__choose(struct fa_worker *w)
         if (atomic_load_explicit(&s->state, memory_order_acquire) != FA_SLOT_READY)
             continue;
         uint32_t load = atomic_load_explicit(&s->in_flight, memory_order_relaxed);
-        if (load < best_load) {
+        if (load <= best_load && (best < 0 || load < best_load)) {
             best_load = load;
             best = (int)p;
             if (load == 0)

@@ -103,6 +103,14 @@ void fa_http_limits_default(struct fa_http_limits *l)
     l->max_chunk_ext = 256;
 }
 
+/* Sets the reason that goes with status and returns status, so that checks
+ * read `return http__err(h, 400, "why");`. */
+static int http__err(struct fa_http *h, int status, const char *reason)
+{
+    h->reason = reason;
+    return status;
+}
+
 /* Records a failure from inside an http-parser callback; the callback then
  * returns -1 and fa_http_feed() reports this status. */
 static int http__cb_fail(struct fa_http *h, int status, const char *reason)
@@ -248,12 +256,12 @@ static int http__check_target(struct fa_http *h)
     uint32_t len = q->target_len, skip, a;
 
     if (len == 0)
-        return h->reason = "empty request-target", 400;
+        return http__err(h, 400, "empty request-target");
     for (uint32_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)t[i];
 
         if (c <= 0x20 || c >= 0x7f || c == '#')
-            return h->reason = "invalid byte in the request-target", 400;
+            return http__err(h, 400, "invalid byte in the request-target");
     }
     if (t[0] == '/') {
         http__split_origin(q, t, len);
@@ -261,7 +269,7 @@ static int http__check_target(struct fa_http *h)
     }
     if (len == 1 && t[0] == '*') {
         if (q->method != HTTP_OPTIONS)
-            return h->reason = "'*' target on a method other than OPTIONS", 400;
+            return http__err(h, 400, "'*' target on a method other than OPTIONS");
         q->path = t;
         q->path_len = 1;
         return 0;
@@ -271,15 +279,15 @@ static int http__check_target(struct fa_http *h)
     else if (len > 8 && strncasecmp(t, "https://", 8) == 0)
         skip = 8;
     else
-        return h->reason = "request-target is neither origin-form nor absolute http(s)", 400;
+        return http__err(h, 400, "request-target is neither origin-form nor absolute http(s)");
     for (a = skip; a < len && t[a] != '/' && t[a] != '?'; a++)
         ;
     if (a == skip)
-        return h->reason = "absolute-form target without a host", 400;
+        return http__err(h, 400, "absolute-form target without a host");
     if (memchr(t + skip, '@', a - skip))
-        return h->reason = "userinfo in the request-target", 400;
+        return http__err(h, 400, "userinfo in the request-target");
     if (!http__authority_ok(t + skip, a - skip))
-        return h->reason = "invalid authority in the request-target", 400;
+        return http__err(h, 400, "invalid authority in the request-target");
     q->host = t + skip;
     q->host_len = a - skip;
     http__split_origin(q, t + a, len - a);
@@ -300,7 +308,7 @@ static int http__check_te(struct fa_http *h, const char *v, uint32_t len)
         while (i < len && http__tchar[(unsigned char)v[i]])
             i++;
         if (i == start)
-            return h->reason = "malformed Transfer-Encoding", 400;
+            return http__err(h, 400, "malformed Transfer-Encoding");
         chunked = i - start == 7 && strncasecmp(v + start, "chunked", 7) == 0;
         while (i < len && (v[i] == ' ' || v[i] == '\t'))
             i++;
@@ -312,7 +320,7 @@ static int http__check_te(struct fa_http *h, const char *v, uint32_t len)
         }
         if (chunked) {
             if (params)
-                return h->reason = "parameters on the chunked coding", 400;
+                return http__err(h, 400, "parameters on the chunked coding");
             n_chunked++;
         } else {
             unknown = 1;
@@ -321,17 +329,17 @@ static int http__check_te(struct fa_http *h, const char *v, uint32_t len)
         if (i == len)
             break;
         if (v[i] != ',')
-            return h->reason = "malformed Transfer-Encoding", 400;
+            return http__err(h, 400, "malformed Transfer-Encoding");
         i++;
         while (i < len && (v[i] == ' ' || v[i] == '\t'))
             i++;
     }
     if (n_chunked > 1)
-        return h->reason = "chunked applied more than once", 400;
+        return http__err(h, 400, "chunked applied more than once");
     if (n_chunked && !last_chunked)
-        return h->reason = "chunked is not the final transfer coding", 400;
+        return http__err(h, 400, "chunked is not the final transfer coding");
     if (unknown)
-        return h->reason = "unsupported transfer coding", 501;
+        return http__err(h, 501, "unsupported transfer coding");
     return 0;
 }
 
@@ -350,9 +358,9 @@ static int http__check_head(struct fa_http *h)
     q->http_minor = (uint8_t)p->http_minor;
     /* Non-strict http-parser takes any 4 letters for "HTTP" (even "ICE"). */
     if (h->rl_len < 10 || memcmp(h->buf + h->rl_len - 9, " HTTP/", 6) != 0)
-        return h->reason = "malformed request line", 400;
+        return http__err(h, 400, "malformed request line");
     if (p->http_major != 1 || p->http_minor > 1)
-        return h->reason = "only HTTP/1.0 and HTTP/1.1 are supported", 505;
+        return http__err(h, 505, "only HTTP/1.0 and HTTP/1.1 are supported");
 
     for (uint32_t i = 0; i < q->n_headers; i++) {
         struct fa_http_header *hd = &h->hdrs[i];
@@ -362,12 +370,12 @@ static int http__check_head(struct fa_http *h)
         uint32_t vl = hd->value_len;
 
         if (hd->name_len == 0)
-            return h->reason = "empty header name", 400;
+            return http__err(h, 400, "empty header name");
         for (uint32_t j = 0; j < hd->name_len; j++) {
             uint8_t lc = http__tchar[(unsigned char)name[j]];
 
             if (!lc)
-                return h->reason = "invalid byte in a header name", 400;
+                return http__err(h, 400, "invalid byte in a header name");
             name[j] = (char)lc;
         }
         while (vl && (v[0] == ' ' || v[0] == '\t'))
@@ -376,7 +384,7 @@ static int http__check_head(struct fa_http *h)
             vl--;
         for (uint32_t j = 0; j < vl; j++)
             if (HTTP_BAD_VALUE_BYTE((unsigned char)v[j]))
-                return h->reason = "control byte in a header value", 400;
+                return http__err(h, 400, "control byte in a header value");
         hd->value = v;
         hd->value_len = vl;
 
@@ -402,11 +410,11 @@ static int http__check_head(struct fa_http *h)
     }
 
     if (n_host > 1)
-        return h->reason = "more than one Host header", 400;
+        return http__err(h, 400, "more than one Host header");
     if (n_host == 0 && p->http_minor == 1)
-        return h->reason = "HTTP/1.1 request without Host", 400;
+        return http__err(h, 400, "HTTP/1.1 request without Host");
     if (host && !http__authority_ok(host->value, host->value_len))
-        return h->reason = "invalid Host header", 400;
+        return http__err(h, 400, "invalid Host header");
     if (host) {
         q->host = host->value;
         q->host_len = host->value_len;
@@ -416,11 +424,11 @@ static int http__check_head(struct fa_http *h)
 
     if (te) {
         if (n_te > 1)
-            return h->reason = "repeated Transfer-Encoding", 400;
+            return http__err(h, 400, "repeated Transfer-Encoding");
         if (cl)
-            return h->reason = "both Content-Length and Transfer-Encoding", 400;
+            return http__err(h, 400, "both Content-Length and Transfer-Encoding");
         if (p->http_minor == 0)
-            return h->reason = "Transfer-Encoding in an HTTP/1.0 request", 400;
+            return http__err(h, 400, "Transfer-Encoding in an HTTP/1.0 request");
         if ((st = http__check_te(h, te->value, te->value_len)) != 0)
             return st;
         q->chunked = true;
@@ -428,18 +436,18 @@ static int http__check_head(struct fa_http *h)
         uint64_t v = 0;
 
         if (n_cl > 1)
-            return h->reason = "more than one Content-Length", 400;
+            return http__err(h, 400, "more than one Content-Length");
         if (cl->value_len == 0)
-            return h->reason = "invalid Content-Length", 400;
+            return http__err(h, 400, "invalid Content-Length");
         for (uint32_t j = 0; j < cl->value_len; j++) {
             unsigned d = (unsigned char)cl->value[j] - '0';
 
             if (d > 9 || v > (UINT64_MAX - d) / 10)
-                return h->reason = "invalid Content-Length", 400;
+                return http__err(h, 400, "invalid Content-Length");
             v = v * 10 + d;
         }
         if (v > h->lim.max_body)
-            return h->reason = "body too large", 413;
+            return http__err(h, 413, "body too large");
         q->has_content_length = true;
         q->content_length = v;
     }
@@ -447,7 +455,7 @@ static int http__check_head(struct fa_http *h)
      * where the next request starts. */
     if (q->chunked != !!(p->flags & F_CHUNKED)
         || p->content_length != (q->has_content_length ? q->content_length : UINT64_MAX))
-        return h->reason = "ambiguous message framing", 400;
+        return http__err(h, 400, "ambiguous message framing");
     q->keep_alive = http_should_keep_alive(p) != 0;
     return 0;
 }
@@ -522,7 +530,7 @@ static int http__lines(struct fa_http *h, const char *s, size_t n, size_t *used,
         }
         if (h->cr) {
             *used = i;
-            return h->reason = "CR not followed by LF", 400;
+            return http__err(h, 400, "CR not followed by LF");
         }
         if (c == '\r') {
             h->cr = 1;
@@ -530,7 +538,7 @@ static int http__lines(struct fa_http *h, const char *s, size_t n, size_t *used,
         }
         if (h->line_len == 0 && (c == ' ' || c == '\t')) {
             *used = i;
-            return h->reason = "line starts with whitespace (obs-fold)", 400;
+            return http__err(h, 400, "line starts with whitespace (obs-fold)");
         }
         h->line_len++;
     }
@@ -579,7 +587,7 @@ static int http__execute(struct fa_http *h, const char *s, size_t n)
         return http__parser_status(h);
     /* Paused means on_message_complete: it must be at the scanner's end. */
     if (got != n)
-        return h->reason = "ambiguous message framing", 400;
+        return http__err(h, 400, "ambiguous message framing");
     return 0;
 }
 
@@ -597,7 +605,7 @@ static int http__head(struct fa_http *h, const char *s, size_t n, size_t *used)
             if (h->cr) {
                 if (s[i] != '\n') {
                     *used = i;
-                    return h->reason = "CR not followed by LF", 400;
+                    return http__err(h, 400, "CR not followed by LF");
                 }
                 h->cr = 0;
             } else if (s[i] == '\r') {
@@ -608,7 +616,7 @@ static int http__head(struct fa_http *h, const char *s, size_t n, size_t *used)
         }
         *used = i;
         if (i > h->lim.max_header_bytes - h->lead)
-            return h->reason = "too many blank lines", 431;
+            return http__err(h, 431, "too many blank lines");
         h->lead += (uint32_t)i;
         if (i == n)
             return 0;
@@ -619,8 +627,8 @@ static int http__head(struct fa_http *h, const char *s, size_t n, size_t *used)
     lim = n - i > room ? i + room : n;
     st = http__lines(h, s + i, lim - i, &got, &end);
     if (!st && !end && lim < n)
-        st = h->n_lines == 0 ? (h->reason = "request line too long", 414)
-                             : (h->reason = "header section too large", 431);
+        st = h->n_lines == 0 ? http__err(h, 414, "request line too long")
+                             : http__err(h, 431, "header section too large");
     memcpy(h->buf + h->buf_len, s + i, got);
     h->buf_len += (uint32_t)got;
     *used = i + got;
@@ -633,7 +641,7 @@ static int http__head(struct fa_http *h, const char *s, size_t n, size_t *used)
         return 0;
     has_body = h->req.chunked || h->req.content_length > 0;
     if (!h->head_done || h->msg_done == has_body)
-        return h->reason = "ambiguous message framing", 400;
+        return http__err(h, 400, "ambiguous message framing");
     if (!has_body)
         return 0;
     if (h->req.chunked) {
@@ -675,40 +683,40 @@ static int http__chunks(struct fa_http *h, const char *s, size_t n, size_t *span
         case CK_SIZE:
             if ((v = http__hex(c)) >= 0) {
                 if (++h->ck_digits > 16)
-                    st = (h->reason = "chunk size too long", 400);
+                    st = http__err(h, 400, "chunk size too long");
                 else if ((h->left = h->left * 16 + (unsigned)v) > h->lim.max_body - h->body_bytes)
-                    st = (h->reason = "body too large", 413);
+                    st = http__err(h, 413, "body too large");
                 h->ck = CK_SIZE;
             } else if (h->ck == CK_SIZE0) {
-                st = (h->reason = "invalid chunk size", 400);
+                st = http__err(h, 400, "invalid chunk size");
             } else if (c == '\r') {
                 h->ck = CK_LF;
             } else if (c == ';' || c == ' ' || c == '\t') {
                 h->ck = c == ';' ? CK_EXT : CK_WS;
                 h->ext_len = 1;
             } else {
-                st = (h->reason = "invalid chunk size", 400);
+                st = http__err(h, 400, "invalid chunk size");
             }
             break;
         case CK_WS:
             if (c == ';')
                 h->ck = CK_EXT;
             else if (c != ' ' && c != '\t')
-                st = (h->reason = "invalid chunk extension", 400);
+                st = http__err(h, 400, "invalid chunk extension");
             if (!st && ++h->ext_len > h->lim.max_chunk_ext)
-                st = (h->reason = "chunk extension too long", 400);
+                st = http__err(h, 400, "chunk extension too long");
             break;
         case CK_EXT:
             if (c == '\r')
                 h->ck = CK_LF;
             else if (HTTP_BAD_VALUE_BYTE(c))
-                st = (h->reason = "control byte in a chunk extension", 400);
+                st = http__err(h, 400, "control byte in a chunk extension");
             else if (++h->ext_len > h->lim.max_chunk_ext)
-                st = (h->reason = "chunk extension too long", 400);
+                st = http__err(h, 400, "chunk extension too long");
             break;
         case CK_LF:
             if (c != '\n') {
-                st = (h->reason = "chunk size line not ended by CRLF", 400);
+                st = http__err(h, 400, "chunk size line not ended by CRLF");
                 break;
             }
             h->ck_digits = 0;
@@ -733,12 +741,12 @@ static int http__chunks(struct fa_http *h, const char *s, size_t n, size_t *span
         }
         case CK_DATA_CR:
             if (c != '\r')
-                st = (h->reason = "chunk data not followed by CRLF", 400);
+                st = http__err(h, 400, "chunk data not followed by CRLF");
             h->ck = CK_DATA_LF;
             break;
         case CK_DATA_LF:
             if (c != '\n')
-                st = (h->reason = "chunk data not followed by CRLF", 400);
+                st = http__err(h, 400, "chunk data not followed by CRLF");
             h->ck = CK_SIZE0;
             break;
         case CK_TRAILER: {
@@ -748,7 +756,7 @@ static int http__chunks(struct fa_http *h, const char *s, size_t n, size_t *span
             st = http__lines(h, s + i, lim - i, &got, end);
             h->trailer_bytes += (uint32_t)got;
             if (!st && !*end && lim < n)
-                st = (h->reason = "trailer section too large", 431);
+                st = http__err(h, 431, "trailer section too large");
             i += got;
             *span = i;
             return st;
@@ -765,7 +773,7 @@ static int http__chunks(struct fa_http *h, const char *s, size_t n, size_t *span
 static int http__body(struct fa_http *h, const char *s, size_t n, size_t *used)
 {
     size_t span;
-    int st = 0, end = 0;
+    int st = 0, pst, end = 0;
 
     if (h->phase == PH_BODY_LEN) {
         span = n < h->left ? n : (size_t)h->left;
@@ -775,12 +783,12 @@ static int http__body(struct fa_http *h, const char *s, size_t n, size_t *used)
         st = http__chunks(h, s, n, &span, &end);
     }
     *used = span;
-    if (http__execute(h, s, span) != 0)
-        return http__parser_status(h);
+    if ((pst = http__execute(h, s, span)) != 0)
+        return pst;
     if (st)
         return st;
     if (end != h->msg_done)
-        return h->reason = "ambiguous message framing", 400;
+        return http__err(h, 400, "ambiguous message framing");
     return 0;
 }
 

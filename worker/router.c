@@ -83,6 +83,7 @@ void fa_router_destroy(struct fa_router *r)
 
 /* Sets *cause (if wanted) to "route METHOD PATTERN: <why>". Returns -1 with
  * errno = err, so callers can `return router__refuse(...)`. */
+__attribute__((format(printf, 5, 6)))
 static int router__refuse(char **cause, int err, unsigned method,
                           const char *pattern, const char *fmt, ...)
 {

@@ -74,8 +74,10 @@ IMPORT_FAILURES = [
       "imports_missing.py"]),
     ("raises_at_import:app",
      ["Traceback (most recent call last)", "ValueError: raised while importing raises_at_import"]),
-    ("testapp:no_such_attribute", ["testapp:no_such_attribute"]),
-    ("testapp:not_an_app", ["testapp:not_an_app", "App"]),
+    # Quoted alone, the attribute comes from Python's message, not from the
+    # master's "cannot load the app 'testapp:...'" line.
+    ("testapp:no_such_attribute", ["'no_such_attribute'"]),
+    ("testapp:not_an_app", ["'not_an_app'", "App"]),
 ]
 
 

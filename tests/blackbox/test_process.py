@@ -17,6 +17,14 @@ def _wait_until(pred, timeout, step=0.05):
         time.sleep(step)
 
 
+def _answers_200(srv, path="/pid"):
+    """True if one GET path is answered 200 within 2 s."""
+    try:
+        return srv.get(path, timeout=2).status == 200
+    except (OSError, EOFError):
+        return False
+
+
 def _pid_ok(srv):
     r = srv.get("/pid")
     assert r.status == 200, r
@@ -176,3 +184,46 @@ def test_python_worker_killed_among_several(server, tools):
     for _ in range(20):
         assert srv.get("/pid").status == 200
 
+
+
+def test_request_in_flight_when_its_python_worker_dies_gets_502(server, tools):
+    srv = server("testapp:app", "--py-workers", "1")
+    (victim, t0), = srv.py_workers().items()
+    with srv.raw(timeout=10) as c:
+        c.request("GET", "/seq/1?delay_ms=3000")
+        time.sleep(0.5)             # the handler is sleeping now
+        os.kill(victim, signal.SIGKILL)
+        t = time.monotonic()
+        r = c.read_response()
+        assert r.status == 502, r
+        assert time.monotonic() - t < 3.0, "502 came only after %.1f s" % (time.monotonic() - t)
+        tools.check_common_headers(r)
+    # The restarted worker takes requests again.
+    assert _wait_until(lambda: _answers_200(srv), 10.0, step=0.1), \
+        "no 200 within 10 s after the 502\n" + srv.log()
+
+
+def test_sigterm_finishes_the_request_in_flight(server):
+    srv = server("testapp:app", "--py-workers", "1", "--graceful-timeout", "10")
+    with srv.raw(timeout=15) as c:
+        c.request("GET", "/seq/7?delay_ms=1500")
+        time.sleep(0.3)
+        srv.send_signal(signal.SIGTERM)
+        r = c.read_response()
+        assert r.status == 200, r
+        assert r.json()["i"] == 7
+    assert srv.wait_exit() == 0, srv.log()
+    assert not os.path.exists(srv.segment)
+
+
+def test_sigterm_does_not_wait_for_idle_keep_alive_connections(server):
+    srv = server("testapp:app", "--py-workers", "1", "--graceful-timeout", "10")
+    with srv.raw() as c:
+        c.request("GET", "/pid")
+        assert c.read_response().status == 200
+        t = time.monotonic()
+        srv.send_signal(signal.SIGTERM)
+        assert srv.wait_exit() == 0, srv.log()
+        assert time.monotonic() - t < 3.0, "stopping took %.1f s with one idle connection" % (
+            time.monotonic() - t)
+        assert c.closed_by_server(timeout=2)

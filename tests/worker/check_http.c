@@ -1113,6 +1113,104 @@ START_TEST(test_http__create_clamps_and_destroy_null)
 }
 END_TEST
 
+/* ---- split invariance over mutated inputs ----------------------------- */
+
+/* Everything a caller can observe of a run, as one string. */
+static char *outcome_text(struct rec *r, const struct outcome *out)
+{
+    size_t cap = 1 << 20, n = 0;
+    char *t = malloc(cap);
+
+    n += (size_t)snprintf(t + n, cap - n, "status %d left %zu heads %d completes %d done %d\n",
+                          out->status, out->status ? 0 : out->leftover,   /* on error, mode-dependent */
+                          r->n_heads, r->n_completes, fa_http_done(r->h));
+    for (int i = 0; i < r->n_heads && i < MAX_MSGS; i++) {
+        const struct got_msg *g = &r->m[i];
+
+        n += (size_t)snprintf(t + n, cap - n, "%s body %zu:", g->head_render, g->body_len);
+        for (size_t j = 0; j < g->body_len && n + 4 < cap; j++)
+            n += (size_t)snprintf(t + n, cap - n, "%02x", (unsigned char)g->body[j]);
+        n += (size_t)snprintf(t + n, cap - n, "\n");
+    }
+    return t;
+}
+
+#ifndef FUZZ_ITERS
+#define FUZZ_ITERS 40       /* per loop index; raise with -DFUZZ_ITERS for a long run */
+#endif
+
+static uint64_t rng_state;
+
+static uint32_t rng(void)
+{
+    rng_state = rng_state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (uint32_t)(rng_state >> 33);
+}
+
+START_TEST(test_http__mutated_inputs_split_invariant)
+{
+    /* Each good input with a few bytes inserted, deleted or replaced by
+     * framing-relevant ones must give the same observable outcome (status,
+     * messages, bodies) whole, bytewise and split anywhere. */
+    static const char alphabet[] = "\r\n \t:;,0aF\x00\x01\x7f\x80\xff/?#{\"";
+    struct rec *r = rec_new();
+    char buf[4096];
+
+    rng_state = 0x9e3779b97f4a7c15ULL + (uint64_t)_i;
+    for (int iter = 0; iter < FUZZ_ITERS; iter++) {
+        const struct good_case *c = &good[rng() % N_GOOD];
+        size_t len = good_len(c), cut;
+        int edits = 1 + (int)(rng() % 3);
+        char *want, *got;
+        struct outcome out;
+
+        if (len + 8 > sizeof(buf))
+            continue;
+        memcpy(buf, c->raw, len);
+        for (int e = 0; e < edits; e++) {
+            size_t at = rng() % (len + 1);
+            char b = alphabet[rng() % (sizeof(alphabet) - 1)];
+
+            switch (rng() % 3) {
+            case 0:     /* insert */
+                memmove(buf + at + 1, buf + at, len - at);
+                buf[at] = b;
+                len++;
+                break;
+            case 1:     /* delete */
+                if (at < len) {
+                    memmove(buf + at, buf + at + 1, len - at - 1);
+                    len--;
+                }
+                break;
+            default:    /* replace */
+                if (at < len)
+                    buf[at] = b;
+                break;
+            }
+        }
+        rec_start(r, c->lim, 0);
+        feed_input(r, buf, len, M_GUARD, 0, &out);
+        want = outcome_text(r, &out);
+        rec_start(r, c->lim, 0);
+        feed_input(r, buf, len, M_BYTES, 0, &out);
+        got = outcome_text(r, &out);
+        ck_assert_msg(strcmp(want, got) == 0, "%s mutated, bytewise:\n%s\nwhole:\n%s", c->name, got, want);
+        free(got);
+        for (cut = 1; cut < len; cut += 1 + rng() % 5) {
+            rec_start(r, c->lim, 0);
+            feed_input(r, buf, len, M_SPLIT, cut, &out);
+            got = outcome_text(r, &out);
+            ck_assert_msg(strcmp(want, got) == 0, "%s mutated, split at %zu:\n%s\nwhole:\n%s",
+                          c->name, cut, got, want);
+            free(got);
+        }
+        free(want);
+    }
+    rec_free(r);
+}
+END_TEST
+
 static Suite *make_suite_http(void)
 {
     Suite *s = suite_create("http");
@@ -1163,6 +1261,7 @@ static Suite *make_suite_http(void)
     tcase_add_test(b, test_http__default_uri_limit);
     tcase_add_test(b, test_http__default_body_limits);
     tcase_add_test(b, test_http__create_clamps_and_destroy_null);
+    tcase_add_loop_test(b, test_http__mutated_inputs_split_invariant, 0, 50);
     suite_add_tcase(s, b);
     return s;
 }
