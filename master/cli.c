@@ -21,7 +21,8 @@ void fa_cli_usage(FILE *f)
 {
     fputs(
 "usage: fasterapi run MODULE:ATTR [options]\n"
-"       fasterapi stop [--name NAME]\n"
+"       fasterapi stop | reload | status [--name NAME]\n"
+"       fasterapi scale [--name NAME] --py-workers N\n"
 "       fasterapi --help | --version\n"
 "\n"
 "run: serve the FasterAPI app MODULE:ATTR (e.g. examples.hello:app).\n"
@@ -29,7 +30,10 @@ void fa_cli_usage(FILE *f)
 "                          (default: the current directory)\n"
 "  --bind HOST:PORT        address to listen on (default 127.0.0.1:8000; [::1]:8000 for IPv6)\n"
 "  --workers N             HTTP worker processes (default 1)\n"
-"  --py-workers M          Python worker processes (default: number of CPUs)\n"
+"  --py-workers M          Python worker processes (default: number of CPUs); MIN:MAX\n"
+"                          scales automatically: starts workers when requests queue and\n"
+"                          retires idle ones after --idle-timeout\n"
+"  --idle-timeout S        seconds an autoscaled Python worker may stay idle (default 30)\n"
 "  --max-py-workers K      Python worker slots in shared memory, the ceiling for scaling\n"
 "                          (default: max(M, 2 x CPUs), at most 64)\n"
 "  --name NAME             instance name: the segment is /fasterapi.NAME and shm-stat NAME\n"
@@ -38,10 +42,29 @@ void fa_cli_usage(FILE *f)
 "                          larger requests get 413\n"
 "  --max-header-bytes SIZE request line + headers limit (default 16k; over: 431)\n"
 "  --graceful-timeout S    seconds to finish in-flight requests on SIGTERM (default 10)\n"
+"  --timeout S             a Python request running longer gets 504 and its worker is\n"
+"                          replaced (default 60; 0: no limit)\n"
+"  --max-requests N        recycle a Python worker after N requests (default 0: never)\n"
+"  --max-requests-jitter J add 0..J to --max-requests per worker (default 0)\n"
+"  --max-rss MB            recycle a Python worker whose RSS grows past MB (default 0: never)\n"
+"  --keepalive-timeout S   close idle keep-alive connections after S seconds (default 15)\n"
+"  --header-timeout S      a request head must arrive within S seconds, else 408 (default 10)\n"
+"  --body-timeout S        a request body must progress every S seconds, else 408 (default 30)\n"
+"  --max-connections N     open connections per HTTP worker; more wait in the kernel's\n"
+"                          accept queue (default 10000)\n"
+"  --metrics PATH          serve Prometheus text metrics at PATH, in C (default: off)\n"
+"  --access-log FILE|-     write an access log line per request (- is stdout; default: off)\n"
+"  --access-log-format F   combined (default) or json\n"
+"  --log-level L           error, warning, info (default) or debug\n"
 "\n"
 "stop: send SIGTERM to the server named NAME (default: default).\n"
+"reload: send SIGHUP: load the app again, start new workers, retire the old ones.\n"
+"status: print the server's workers and their states.\n"
+"scale: set the number of Python workers (1..--max-py-workers) at run time; SIGTTIN and\n"
+"       SIGTTOU to the master add or remove one.\n"
 "\n"
-"Signals to the master: SIGTERM or SIGINT stop gracefully (exit 0).\n",
+"Signals to the master: SIGTERM or SIGINT stop gracefully (exit 0), SIGHUP reloads,\n"
+"SIGTTIN / SIGTTOU add / remove a Python worker.\n",
         f);
 }
 
@@ -84,7 +107,9 @@ static int cli__size(const char *flag, const char *s, uint64_t lo, uint64_t hi, 
 int fa_cli_parse(int argc, char **argv, struct fa_options *o)
 {
     enum { O_APP_DIR = 256, O_BIND, O_WORKERS, O_PY_WORKERS, O_MAX_PY, O_NAME, O_MAX_BODY,
-           O_MAX_HEADER, O_GRACEFUL, O_HELP, O_VERSION };
+           O_MAX_HEADER, O_GRACEFUL, O_HELP, O_VERSION, O_TIMEOUT, O_MAX_REQ, O_MAX_REQ_JITTER,
+           O_MAX_RSS, O_KEEPALIVE, O_HEADER_TO, O_BODY_TO, O_MAX_CONN, O_METRICS, O_ACCESS_LOG,
+           O_ACCESS_FMT, O_LOG_LEVEL, O_IDLE };
     static const struct option longopts[] = {
         {"app-dir", required_argument, NULL, O_APP_DIR},
         {"bind", required_argument, NULL, O_BIND},
@@ -95,6 +120,19 @@ int fa_cli_parse(int argc, char **argv, struct fa_options *o)
         {"max-body", required_argument, NULL, O_MAX_BODY},
         {"max-header-bytes", required_argument, NULL, O_MAX_HEADER},
         {"graceful-timeout", required_argument, NULL, O_GRACEFUL},
+        {"timeout", required_argument, NULL, O_TIMEOUT},
+        {"max-requests", required_argument, NULL, O_MAX_REQ},
+        {"max-requests-jitter", required_argument, NULL, O_MAX_REQ_JITTER},
+        {"max-rss", required_argument, NULL, O_MAX_RSS},
+        {"keepalive-timeout", required_argument, NULL, O_KEEPALIVE},
+        {"header-timeout", required_argument, NULL, O_HEADER_TO},
+        {"body-timeout", required_argument, NULL, O_BODY_TO},
+        {"max-connections", required_argument, NULL, O_MAX_CONN},
+        {"metrics", required_argument, NULL, O_METRICS},
+        {"access-log", required_argument, NULL, O_ACCESS_LOG},
+        {"access-log-format", required_argument, NULL, O_ACCESS_FMT},
+        {"log-level", required_argument, NULL, O_LOG_LEVEL},
+        {"idle-timeout", required_argument, NULL, O_IDLE},
         {"help", no_argument, NULL, O_HELP},
         {"version", no_argument, NULL, O_VERSION},
         {NULL, 0, NULL, 0},
@@ -113,8 +151,17 @@ int fa_cli_parse(int argc, char **argv, struct fa_options *o)
     o->wcfg.max_pipeline = 64;
     o->wcfg.backlog_max = 4096;
     o->wcfg.graceful_timeout = 10;
+    o->wcfg.keepalive_timeout = 15;
+    o->wcfg.header_timeout = 10;
+    o->wcfg.body_timeout = 30;
+    o->wcfg.max_connections = 10000;
+    o->wcfg.request_timeout = 60;
+    o->wcfg.access_log_fd = -1;
+    o->wcfg.log_level = FA_LOG_INFO;
+    o->idle_timeout = 30;
     const char *app_dir = ".";
     bool max_py_set = false;
+    bool py_set = false;
 
     if (argc < 2) {
         fa_cli_usage(stderr);
@@ -133,8 +180,14 @@ int fa_cli_parse(int argc, char **argv, struct fa_options *o)
         o->cmd = FA_CMD_RUN;
     } else if (strcmp(cmd, "stop") == 0) {
         o->cmd = FA_CMD_STOP;
+    } else if (strcmp(cmd, "scale") == 0) {
+        o->cmd = FA_CMD_SCALE;
+    } else if (strcmp(cmd, "status") == 0) {
+        o->cmd = FA_CMD_STATUS;
+    } else if (strcmp(cmd, "reload") == 0) {
+        o->cmd = FA_CMD_RELOAD;
     } else {
-        fprintf(stderr, "fasterapi: unknown command '%s' (expected run or stop; see fasterapi --help)\n", cmd);
+        fprintf(stderr, "fasterapi: unknown command '%s' (expected run, stop, reload, status or scale; see fasterapi --help)\n", cmd);
         return -1;
     }
 
@@ -150,10 +203,96 @@ int fa_cli_parse(int argc, char **argv, struct fa_options *o)
             if (cli__count("--workers", optarg, 1, FA_MAX_HTTP_WORKERS, &o->workers) < 0)
                 return -1;
             break;
-        case O_PY_WORKERS:
-            if (cli__count("--py-workers", optarg, 1, FA_MAX_PY_WORKERS, &o->py_workers) < 0)
+        case O_PY_WORKERS: {
+            py_set = true;
+            const char *colon = strchr(optarg, ':');
+            if (colon) {
+                char lo[32];
+                size_t n = (size_t)(colon - optarg);
+                if (n >= sizeof lo)
+                    n = sizeof lo - 1;
+                memcpy(lo, optarg, n);
+                lo[n] = '\0';
+                if (cli__count("--py-workers MIN", lo, 1, FA_MAX_PY_WORKERS, &o->min_py_workers) < 0 ||
+                    cli__count("--py-workers MAX", colon + 1, 1, FA_MAX_PY_WORKERS, &o->py_workers) < 0)
+                    return -1;
+                if (o->min_py_workers > o->py_workers) {
+                    fprintf(stderr, "fasterapi: --py-workers %s: MIN is more than MAX\n", optarg);
+                    return -1;
+                }
+                o->autoscale = true;
+            } else if (cli__count("--py-workers", optarg, 1, FA_MAX_PY_WORKERS, &o->py_workers) < 0) {
+                return -1;
+            }
+            break;
+        }
+        case O_TIMEOUT:
+            if (cli__count("--timeout", optarg, 0, 86400, &o->wcfg.request_timeout) < 0)
                 return -1;
             break;
+        case O_MAX_REQ:
+            if (cli__count("--max-requests", optarg, 0, UINT32_MAX / 2, &o->max_requests) < 0)
+                return -1;
+            break;
+        case O_MAX_REQ_JITTER:
+            if (cli__count("--max-requests-jitter", optarg, 0, UINT32_MAX / 4, &o->max_requests_jitter) < 0)
+                return -1;
+            break;
+        case O_MAX_RSS:
+            if (cli__count("--max-rss", optarg, 0, 1u << 20, &o->max_rss_mb) < 0)
+                return -1;
+            break;
+        case O_KEEPALIVE:
+            if (cli__count("--keepalive-timeout", optarg, 0, 86400, &o->wcfg.keepalive_timeout) < 0)
+                return -1;
+            break;
+        case O_HEADER_TO:
+            if (cli__count("--header-timeout", optarg, 1, 3600, &o->wcfg.header_timeout) < 0)
+                return -1;
+            break;
+        case O_BODY_TO:
+            if (cli__count("--body-timeout", optarg, 1, 3600, &o->wcfg.body_timeout) < 0)
+                return -1;
+            break;
+        case O_MAX_CONN:
+            if (cli__count("--max-connections", optarg, 1, 1000000, &o->wcfg.max_connections) < 0)
+                return -1;
+            break;
+        case O_IDLE:
+            if (cli__count("--idle-timeout", optarg, 1, 86400, &o->idle_timeout) < 0)
+                return -1;
+            break;
+        case O_METRICS:
+            if (optarg[0] != '/') {
+                fprintf(stderr, "fasterapi: --metrics: expected a path starting with '/', got '%s'\n", optarg);
+                return -1;
+            }
+            o->metrics_path = optarg;
+            break;
+        case O_ACCESS_LOG: o->access_log = optarg; break;
+        case O_ACCESS_FMT:
+            if (strcmp(optarg, "combined") == 0) {
+                o->wcfg.access_log_json = 0;
+            } else if (strcmp(optarg, "json") == 0) {
+                o->wcfg.access_log_json = 1;
+            } else {
+                fprintf(stderr, "fasterapi: --access-log-format: expected combined or json, got '%s'\n", optarg);
+                return -1;
+            }
+            break;
+        case O_LOG_LEVEL: {
+            static const char *const levels[] = {"error", "warning", "info", "debug"};
+            int found = -1;
+            for (int i = 0; i < 4; i++)
+                if (strcmp(optarg, levels[i]) == 0)
+                    found = i;
+            if (found < 0) {
+                fprintf(stderr, "fasterapi: --log-level: expected error, warning, info or debug, got '%s'\n", optarg);
+                return -1;
+            }
+            o->wcfg.log_level = found;
+            break;
+        }
         case O_MAX_PY:
             if (cli__count("--max-py-workers", optarg, 1, FA_MAX_PY_WORKERS, &o->max_py_workers) < 0)
                 return -1;
@@ -190,9 +329,13 @@ int fa_cli_parse(int argc, char **argv, struct fa_options *o)
         free(cause);
         return -1;
     }
-    if (o->cmd == FA_CMD_STOP) {
+    if (o->cmd != FA_CMD_RUN) {
         if (optind < argc) {
-            fprintf(stderr, "fasterapi: stop takes no argument '%s' (use --name NAME)\n", argv[optind]);
+            fprintf(stderr, "fasterapi: %s takes no argument '%s' (use --name NAME)\n", cmd, argv[optind]);
+            return -1;
+        }
+        if (o->cmd == FA_CMD_SCALE && !py_set) {
+            fprintf(stderr, "fasterapi: scale needs --py-workers N\n");
             return -1;
         }
         return 0;

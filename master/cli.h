@@ -2,10 +2,12 @@
 #ifndef FA_MASTER_CLI_H
 #define FA_MASTER_CLI_H
 
+#include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include "worker/worker.h"
 
-enum fa_cmd { FA_CMD_RUN = 1, FA_CMD_STOP, FA_CMD_HELP, FA_CMD_VERSION };
+enum fa_cmd { FA_CMD_RUN = 1, FA_CMD_STOP, FA_CMD_SCALE, FA_CMD_STATUS, FA_CMD_RELOAD, FA_CMD_HELP, FA_CMD_VERSION };
 
 struct fa_options {
     enum fa_cmd cmd;
@@ -16,6 +18,14 @@ struct fa_options {
     uint32_t workers;           /* HTTP workers */
     uint32_t py_workers;
     uint32_t max_py_workers;
+    uint32_t min_py_workers;    /* --py-workers MIN:MAX: autoscaling between MIN and py_workers */
+    bool autoscale;
+    uint32_t idle_timeout;      /* seconds before an idle autoscaled worker retires */
+    uint32_t max_requests;      /* recycle a Python worker after this many requests (0: never) */
+    uint32_t max_requests_jitter;
+    uint32_t max_rss_mb;        /* recycle a Python worker above this RSS (0: never) */
+    const char *metrics_path;   /* Prometheus text endpoint served in C, or NULL */
+    const char *access_log;     /* FILE, "-" for stderr... or NULL */
     struct fa_worker_config wcfg;
 };
 

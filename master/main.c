@@ -144,6 +144,17 @@ int main(int argc, char **argv)
     sigprocmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    if (o.access_log) {
+        if (strcmp(o.access_log, "-") == 0) {
+            o.wcfg.access_log_fd = STDOUT_FILENO;
+        } else {
+            o.wcfg.access_log_fd = open(o.access_log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+            if (o.wcfg.access_log_fd < 0) {
+                fa_xasprintf(&cause, "--access-log %s: %s", o.access_log, strerror(errno));
+                goto bail;
+            }
+        }
+    }
     m.pyworker = fa_pyworker_path(&cause);
     if (m.pyworker == NULL)
         goto bail;

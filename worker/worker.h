@@ -25,7 +25,17 @@ struct fa_worker_config {
     uint32_t max_pipeline;      /* responses queued per connection before reading pauses */
     uint32_t backlog_max;       /* requests waiting for a Python worker per HTTP worker (then 503) */
     uint32_t graceful_timeout;  /* seconds */
+    uint32_t keepalive_timeout; /* seconds an idle keep-alive connection stays open; 0: no limit */
+    uint32_t header_timeout;    /* seconds to receive a whole request head, else 408 and close */
+    uint32_t body_timeout;      /* seconds without body progress, else 408 and close */
+    uint32_t max_connections;   /* open connections per HTTP worker; accepting pauses beyond */
+    uint32_t request_timeout;   /* --timeout: seconds a Python request may run; 0: no limit */
+    int access_log_fd;          /* -1: no access log */
+    int access_log_json;        /* 0: combined format, 1: one JSON object per line */
+    int log_level;              /* enum fa_log_level */
 };
+
+enum fa_log_level { FA_LOG_ERROR = 0, FA_LOG_WARNING, FA_LOG_INFO, FA_LOG_DEBUG };
 
 /* Everything a forked HTTP worker inherits from the master. */
 struct fa_worker_env {
