@@ -85,25 +85,6 @@ static int main__listen(const char *addr, char **cause)
     return fd;
 }
 
-static int main__stop(const struct fa_options *o)
-{
-    struct fa_seg seg;
-    char *cause = NULL;
-    if (fa_seg_attach(&seg, o->name, 0, &cause) < 0) {
-        fprintf(stderr, "fasterapi: %s\n", cause);
-        free(cause);
-        return 1;
-    }
-    pid_t pid = atomic_load(&seg.hdr->master_pid);
-    fa_seg_detach(&seg);
-    if (kill(pid, SIGTERM) < 0) {
-        fprintf(stderr, "fasterapi: cannot signal the server '%s' (pid %d): %s\n", o->name, (int)pid, strerror(errno));
-        return 1;
-    }
-    fprintf(stderr, "fasterapi: sent SIGTERM to the server '%s' (pid %d)\n", o->name, (int)pid);
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
     struct fa_options o;
@@ -126,7 +107,13 @@ int main(int argc, char **argv)
         return 0;
     }
     if (o.cmd == FA_CMD_STOP)
-        return main__stop(&o);
+        return fa_cmd_signal(&o, SIGTERM, "SIGTERM");
+    if (o.cmd == FA_CMD_RELOAD)
+        return fa_cmd_signal(&o, SIGHUP, "SIGHUP (reload)");
+    if (o.cmd == FA_CMD_STATUS)
+        return fa_cmd_status(&o);
+    if (o.cmd == FA_CMD_SCALE)
+        return fa_cmd_scale(&o);
 
     memset(&m, 0, sizeof m);
     m.o = &o;
@@ -141,6 +128,9 @@ int main(int argc, char **argv)
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGTTIN);
+    sigaddset(&set, SIGTTOU);
+    sigaddset(&set, SIGUSR2);
     sigprocmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 

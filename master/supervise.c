@@ -39,6 +39,7 @@ static void master__child_setup(pid_t master)
 static void master__spawn_http(struct fa_master *m, uint32_t h)
 {
     struct fa_slot_sh *s = fa_seg_http_slot(&m->seg, h);
+    atomic_store(&s->version, atomic_load(&m->seg.hdr->app_version));
     atomic_store(&s->state, FA_SLOT_STARTING);
     pid_t master = getpid();
     pid_t pid = fork();
@@ -81,11 +82,23 @@ static int master__arrange_fds(const int *fds, int n)
     return close_range((unsigned)(3 + n), ~0u, 0);
 }
 
-static void master__spawn_py(struct fa_master *m, uint32_t p)
+void fa_master_spawn_py(struct fa_master *m, uint32_t p)
 {
     struct fa_slot_sh *s = fa_seg_py_slot(&m->seg, p);
     uint32_t gen = atomic_load(&s->gen);
+    struct fa_proc *pr = &m->py[p];
+    atomic_store(&s->version, atomic_load(&m->seg.hdr->app_version));
     atomic_store(&s->state, FA_SLOT_STARTING);
+    pr->wanted = true;
+    pr->retiring = 0;
+    pr->replaced_by = -1;
+    pr->last_requests = atomic_load(&s->stats.requests);
+    pr->active_ns = fa_now_ns();
+    pr->max_requests = 0;
+    if (m->o->max_requests) {
+        uint32_t j = m->o->max_requests_jitter ? (uint32_t)random() % (m->o->max_requests_jitter + 1) : 0;
+        pr->max_requests = pr->last_requests + m->o->max_requests + j;
+    }
     pid_t master = getpid();
     pid_t pid = fork();
     if (pid < 0) {
@@ -198,10 +211,13 @@ static void master__reap(struct fa_master *m)
                 continue;
             m->py[p].pid = 0;
             master__py_died(m, p);
-            if (m->stopping) {
+            if (m->stopping || !m->py[p].wanted) {
                 if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0))
-                    fa_log("Python worker %u (pid %d) %s while stopping", p, (int)pid, how);
-            } else if (p < m->py_target) {
+                    fa_log("Python worker %u (pid %d) %s while %s", p, (int)pid, how,
+                           m->stopping ? "stopping" : "retiring");
+                m->py[p].retiring = 0;
+                atomic_store(&fa_seg_py_slot(&m->seg, p)->state, FA_SLOT_EMPTY);
+            } else {
                 fa_log("Python worker %u (pid %d) %s; restarting it", p, (int)pid, how);
                 atomic_fetch_add(&fa_seg_py_slot(&m->seg, p)->stats.restarts, 1);
                 master__schedule(m, &m->py[p], "Python worker", p);
@@ -216,22 +232,23 @@ static void master__restarts(struct fa_master *m)
     for (uint32_t h = 0; h < m->seg.hdr->n_http; h++)
         if (m->http[h].pid == 0 && m->http[h].restart_at_ns && now >= m->http[h].restart_at_ns)
             master__spawn_http(m, h);
-    for (uint32_t p = 0; p < m->py_target; p++)
-        if (m->py[p].pid == 0 && m->py[p].restart_at_ns && now >= m->py[p].restart_at_ns)
-            master__spawn_py(m, p);
+    for (uint32_t p = 0; p < m->seg.hdr->max_py; p++)
+        if (m->py[p].wanted && m->py[p].pid == 0 && m->py[p].restart_at_ns && now >= m->py[p].restart_at_ns)
+            fa_master_spawn_py(m, p);
 }
 
 static void master__announce(struct fa_master *m)
 {
     if (m->announced)
         return;
-    for (uint32_t p = 0; p < m->py_target; p++)
-        if (atomic_load(&fa_seg_py_slot(&m->seg, p)->state) != FA_SLOT_READY)
+    for (uint32_t p = 0; p < m->seg.hdr->max_py; p++)
+        if (m->py[p].wanted && atomic_load(&fa_seg_py_slot(&m->seg, p)->state) != FA_SLOT_READY)
             return;
     for (uint32_t h = 0; h < m->seg.hdr->n_http; h++)
         if (atomic_load(&fa_seg_http_slot(&m->seg, h)->state) != FA_SLOT_READY)
             return;
     m->announced = true;
+    m->py_target = fa_scale_active(m);
     fa_log("serving %s on http://%s (%u HTTP worker%s, %u Python worker%s, name '%s')", m->o->app,
            m->o->bind, m->seg.hdr->n_http, m->seg.hdr->n_http == 1 ? "" : "s", m->py_target,
            m->py_target == 1 ? "" : "s", m->o->name);
@@ -273,11 +290,11 @@ int fa_master_run(struct fa_master *m)
     uint32_t n_http = m->seg.hdr->n_http;
     m->http = fa_xcalloc(n_http, sizeof *m->http);
     m->py = fa_xcalloc(m->seg.hdr->max_py, sizeof *m->py);
-    m->py_target = m->o->py_workers;
+    m->py_target = m->o->autoscale ? m->o->min_py_workers : m->o->py_workers;
     atomic_store(&m->seg.hdr->py_target, m->py_target);
 
     for (uint32_t p = 0; p < m->py_target; p++)
-        master__spawn_py(m, p);
+        fa_master_spawn_py(m, p);
     for (uint32_t h = 0; h < n_http; h++)
         master__spawn_http(m, h);
 
@@ -287,6 +304,9 @@ int fa_master_run(struct fa_master *m)
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGTTIN);
+    sigaddset(&set, SIGTTOU);
+    sigaddset(&set, SIGUSR2);
     while (!m->stopping) {
         struct timespec ts = {0, 100000000};
         siginfo_t si;
@@ -299,9 +319,22 @@ int fa_master_run(struct fa_master *m)
         }
         if (sig == SIGHUP)
             fa_log("SIGHUP: reload is not implemented yet; ignoring");
+        if (sig == SIGTTIN && fa_scale_active(m) < m->seg.hdr->max_py)
+            fa_scale_set(m, fa_scale_active(m) + 1, "SIGTTIN");
+        if (sig == SIGTTOU && fa_scale_active(m) > 1)
+            fa_scale_set(m, fa_scale_active(m) - 1, "SIGTTOU");
+        if (sig == SIGUSR2) {
+            uint32_t n = atomic_exchange(&m->seg.hdr->scale_request, 0);
+            if (n >= 1 && n <= m->seg.hdr->max_py)
+                fa_scale_set(m, n, "fasterapi scale");
+            else if (n)
+                fa_log("fasterapi scale: %u Python workers is outside 1..%u (--max-py-workers); ignored",
+                       n, m->seg.hdr->max_py);
+        }
         master__reap(m);
         if (!m->stopping) {
             master__restarts(m);
+            fa_scale_tick(m);
             master__announce(m);
         }
     }

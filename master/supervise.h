@@ -15,6 +15,15 @@ struct fa_proc {
     uint64_t started_ns;
     uint64_t restart_at_ns;  /* 0: no restart scheduled */
     uint32_t quick_deaths;   /* consecutive deaths soon after start */
+    /* Python slots (scale.c) */
+    bool wanted;             /* the master wants a worker here (restart it if it dies) */
+    int retiring;            /* 0; 1 DRAINING, waiting for the HTTP workers' acks; 2 SIGTERM sent */
+    uint32_t drain_epoch;
+    uint64_t term_at_ns;
+    uint64_t max_requests;   /* --max-requests + jitter for this incarnation; 0: none */
+    uint64_t last_requests;
+    uint64_t active_ns;      /* last time its request count moved */
+    int replaced_by;         /* recycling: the slot whose READY retires this one, or -1 */
 };
 
 struct fa_master {
@@ -29,6 +38,8 @@ struct fa_master {
     struct fa_proc *http;    /* [n_http] */
     struct fa_proc *py;      /* [max_py] */
     uint32_t py_target;
+    uint64_t last_scale_ns;
+    uint64_t last_rss_ns;
     bool stopping;
     bool announced;
     int exit_code;
@@ -38,5 +49,22 @@ struct fa_master {
  * signal; returns the exit code (0 after SIGTERM/SIGINT). Expects SIGCHLD,
  * SIGTERM, SIGINT, SIGHUP blocked. */
 int fa_master_run(struct fa_master *m);
+
+/* status.c: client subcommands; each returns the exit code. */
+int fa_cmd_status(const struct fa_options *o);
+int fa_cmd_scale(const struct fa_options *o);
+int fa_cmd_signal(const struct fa_options *o, int sig, const char *what);
+
+/* supervise.c */
+void fa_master_spawn_py(struct fa_master *m, uint32_t p);
+
+/* scale.c: the number of Python workers at run time. */
+/* Makes n slots wanted (1..max_py): starts or retires workers. */
+void fa_scale_set(struct fa_master *m, uint32_t n, const char *why);
+/* Periodic work: drains, recycling (--max-requests, --max-rss), autoscaling,
+ * request timeouts. */
+void fa_scale_tick(struct fa_master *m);
+/* Number of wanted, not retiring Python slots. */
+uint32_t fa_scale_active(const struct fa_master *m);
 
 #endif

@@ -34,7 +34,7 @@
 #include <stdint.h>
 
 #define FA_SHM_MAGIC      0x48534146u /* "FASH" little-endian */
-#define FA_SHM_VERSION    1u
+#define FA_SHM_VERSION    2u
 #define FA_CACHELINE      64
 #define FA_NAME_MAX       48          /* instance name, without "/fasterapi." */
 
@@ -124,7 +124,32 @@ struct fa_stats_sh {
     _Atomic uint64_t busy_ns;      /* Python: time spent in handlers */
     _Atomic uint64_t restarts;     /* written by the master */
     _Atomic uint64_t rss_kb;       /* written by the master */
+    _Atomic uint64_t queued;       /* HTTP: requests waiting for a Python worker now */
 };
+
+/* Latency of a Python slot's requests as the HTTP workers see them (push to
+ * answer): bucket i counts requests that took [2^i, 2^(i+1)) microseconds.
+ * Written by every HTTP worker with relaxed atomic adds; read by shm-stat. */
+#define FA_LAT_BUCKETS 32
+struct fa_lat_sh {
+    _Atomic uint64_t count;
+    _Atomic uint64_t sum_us;
+    _Atomic uint64_t bucket[FA_LAT_BUCKETS];
+};
+
+/* The request a Python worker is running now, written by that worker before
+ * and after each handler call (relaxed; start_ns is written last with
+ * release, and 0 means idle). The master reads it for --timeout. */
+struct fa_current_sh {
+    _Atomic uint64_t start_ns;     /* CLOCK_MONOTONIC when the handler started; 0: idle */
+    _Atomic uint32_t route_id;
+    _Atomic uint32_t http;         /* HTTP slot the request came from */
+    _Atomic uint32_t token;
+    _Atomic uint32_t queued_us;    /* reserved: time the request waited in the ring */
+};
+
+/* Why the master killed a Python slot's process (fa_slot_sh.kill_reason). */
+enum fa_kill_reason { FA_KILL_NONE = 0, FA_KILL_TIMEOUT = 1 };
 
 /* One per process slot.
  *   state, gen, pid: master (and the slot's own process for STARTING->READY).
@@ -134,6 +159,12 @@ struct fa_stats_sh {
  *             request and subtract when its response arrives.
  *   death_seq: HTTP slots: the master increments it after any Python worker
  *             death (then wakes the worker unconditionally).
+ *   version:  the app version the process serves; HTTP workers send requests
+ *             only to Python workers of their own version (reload).
+ *   seen_epoch: HTTP slots: after an HTTP worker has flushed its pushes it
+ *             stores the drain_epoch it saw. Once every live HTTP worker acked
+ *             epoch E, any Python slot marked DRAINING before E was published
+ *             receives no new request: it can finish its rings and exit.
  */
 struct fa_slot_sh {
     _Atomic uint32_t state;
@@ -145,7 +176,17 @@ struct fa_slot_sh {
     char pad1[FA_CACHELINE - sizeof(uint32_t)];
     _Atomic uint32_t in_flight;
     char pad2[FA_CACHELINE - sizeof(uint32_t)];
+    _Atomic uint32_t version;      /* app version (reload count) this process serves */
+    _Atomic uint32_t seen_epoch;   /* HTTP: last hdr->drain_epoch acknowledged */
+    _Atomic uint32_t kill_reason;  /* Python: enum fa_kill_reason, set by the master before a kill */
+    _Atomic uint32_t kill_token;   /* Python: token of the request that timed out */
+    _Atomic uint32_t kill_http;    /* Python: its HTTP slot */
+    uint32_t pad_k;
+    _Atomic uint64_t kill_start_ns;/* Python: when that request had started running */
+    char pad3[FA_CACHELINE - 6 * sizeof(uint32_t) - sizeof(uint64_t)];
+    struct fa_current_sh current;  /* Python: written by the worker itself */
     struct fa_stats_sh stats;
+    struct fa_lat_sh lat;          /* Python: written by HTTP workers */
 } __attribute__((aligned(FA_CACHELINE)));
 
 struct fa_seg_header_sh {
@@ -168,6 +209,9 @@ struct fa_seg_header_sh {
     uint32_t owner_uid;
     _Atomic uint32_t stopping; /* master sets on shutdown */
     _Atomic uint32_t py_target;/* Python workers wanted now */
+    _Atomic uint32_t scale_request; /* `fasterapi scale` writes N here, then signals the master */
+    _Atomic uint32_t drain_epoch;   /* master bumps it; HTTP workers acknowledge in seen_epoch */
+    _Atomic uint32_t app_version;   /* version new processes serve (reloads bump it) */
     uint64_t started_at;       /* unix seconds */
     char name[FA_NAME_MAX];
 };

@@ -170,7 +170,8 @@ static int dispatch__choose(struct fa_worker *w)
     for (uint32_t k = 0; k < w->max_py; k++) {
         uint32_t p = (w->rr + k) % w->max_py;
         struct fa_slot_sh *s = fa_seg_py_slot(w->seg, p);
-        if (atomic_load_explicit(&s->state, memory_order_acquire) != FA_SLOT_READY)
+        if (atomic_load_explicit(&s->state, memory_order_acquire) != FA_SLOT_READY ||
+            atomic_load_explicit(&s->version, memory_order_relaxed) != w->version)
             continue;
         uint32_t load = atomic_load_explicit(&s->in_flight, memory_order_relaxed);
         if (load <= best_load && (best < 0 || load < best_load)) {
@@ -230,6 +231,7 @@ void fa_dispatch_end(struct fa_worker *w, struct fa_resp *r)
         w->backlog_head = r;
     w->backlog_tail = r;
     w->backlog_len++;
+    atomic_store_explicit(&w->me->stats.queued, w->backlog_len, memory_order_relaxed);
     if (!evtimer_pending(w->ev_retry, NULL)) {
         struct timeval tv = {0, 2000};
         evtimer_add(w->ev_retry, &tv);
@@ -247,6 +249,7 @@ void fa_dispatch_retry(struct fa_worker *w)
             w->backlog_tail = NULL;
         w->backlog_len--;
     }
+    atomic_store_explicit(&w->me->stats.queued, w->backlog_len, memory_order_relaxed);
     fa_dispatch_flush(w);
     if (w->backlog_head && !evtimer_pending(w->ev_retry, NULL)) {
         struct timeval tv = {0, 2000};
@@ -427,7 +430,15 @@ static void dispatch__response(struct fa_worker *w, uint32_t p, const struct fa_
         return;
     }
     dispatch__pending_release(w, idx);
-    atomic_fetch_sub_explicit(&fa_seg_py_slot(w->seg, p)->in_flight, 1, memory_order_relaxed);
+    struct fa_slot_sh *ps = fa_seg_py_slot(w->seg, p);
+    atomic_fetch_sub_explicit(&ps->in_flight, 1, memory_order_relaxed);
+    uint64_t us = (fa_now_ns() - r->t_start) / 1000;
+    unsigned b = us ? 63u - (unsigned)__builtin_clzll(us) : 0;
+    if (b >= FA_LAT_BUCKETS)
+        b = FA_LAT_BUCKETS - 1;
+    atomic_fetch_add_explicit(&ps->lat.count, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&ps->lat.sum_us, us, memory_order_relaxed);
+    atomic_fetch_add_explicit(&ps->lat.bucket[b], 1, memory_order_relaxed);
 
     uint32_t max_iov = d->len / w->seg->hdr->chunk_size + 2;
     if (max_iov > sizeof iov_stack / sizeof *iov_stack)
@@ -481,10 +492,27 @@ static void dispatch__deaths(struct fa_worker *w)
         uint32_t gen = atomic_load_explicit(&fa_seg_py_slot(w->seg, r->py_slot)->gen, memory_order_acquire);
         if (r->py_gen == gen)
             continue;
+        struct fa_slot_sh *ps = fa_seg_py_slot(w->seg, r->py_slot);
+        uint32_t token = r->token;
         dispatch__pending_release(w, i);
-        atomic_fetch_sub_explicit(&fa_seg_py_slot(w->seg, r->py_slot)->in_flight, 1, memory_order_relaxed);
-        fa_log("route %u: Python worker %u died with this request: 502", r->route_id, r->py_slot);
-        fa_respond_error(w, r, 502, NULL);
+        atomic_fetch_sub_explicit(&ps->in_flight, 1, memory_order_relaxed);
+        const struct fa_route *rt = fa_routes_get(w->env->routes, r->route_id);
+        uint64_t waited_ms = (fa_now_ns() - r->t_start) / 1000000;
+        if (atomic_load_explicit(&ps->kill_reason, memory_order_acquire) == FA_KILL_TIMEOUT &&
+            atomic_load_explicit(&ps->kill_token, memory_order_relaxed) == token &&
+            atomic_load_explicit(&ps->kill_http, memory_order_relaxed) == w->h) {
+            uint64_t started = atomic_load_explicit(&ps->kill_start_ns, memory_order_relaxed);
+            uint64_t queued_ms = started > r->t_start ? (started - r->t_start) / 1000000 : 0;
+            fa_log("route %s %s: timed out after %llu ms queued and %llu ms running: 504",
+                   rt ? http_method_str(rt->method) : "?", rt ? rt->pattern : "?",
+                   (unsigned long long)queued_ms, (unsigned long long)(waited_ms - queued_ms));
+            fa_respond_error(w, r, 504, NULL);
+        } else {
+            fa_log("route %s %s: Python worker %u died with this request (after %llu ms): 502",
+                   rt ? http_method_str(rt->method) : "?", rt ? rt->pattern : "?", r->py_slot,
+                   (unsigned long long)waited_ms);
+            fa_respond_error(w, r, 502, NULL);
+        }
         dispatch__answer(w, r);
     }
     dispatch__reclaim(w);

@@ -92,10 +92,17 @@ int fa_worker_run(const struct fa_worker_env *env)
     sigfillset(&all);
     sigprocmask(SIG_UNBLOCK, &all, NULL);
 
+    w->version = atomic_load_explicit(&w->me->version, memory_order_relaxed);
     atomic_store_explicit(&w->me->pid, (int32_t)getpid(), memory_order_relaxed);
     atomic_store_explicit(&w->me->state, FA_SLOT_READY, memory_order_release);
 
     while (!w->exit_now) {
+        /* Every push of the last round is committed: acknowledge the drain
+         * epoch, so the master knows we have seen the DRAINING states
+         * published before it (layout.h, fa_slot_sh.seen_epoch). */
+        uint32_t epoch = atomic_load_explicit(&env->seg->hdr->drain_epoch, memory_order_acquire);
+        if (epoch != atomic_load_explicit(&w->me->seen_epoch, memory_order_relaxed))
+            atomic_store_explicit(&w->me->seen_epoch, epoch, memory_order_release);
         fa_dispatch_poll(w);
         if (w->exit_now)
             break;

@@ -116,6 +116,7 @@ struct fa_worker {
     uint32_t n_conns;
     struct fa_conn *conns;       /* all open connections (conn.c) */
     uint32_t seen_death;         /* last death_seq handled */
+    uint32_t version;            /* app version this worker serves (routes) */
     bool stopping;
     bool exit_now;
     char date[40];               /* "Date: ..., GMT\r\n" */
