@@ -55,6 +55,14 @@ static void scale__retire(struct fa_master *m, uint32_t p, const char *why)
         return;
     }
     fa_log("retiring Python worker %u (pid %d): %s", p, (int)pr->pid, why);
+    uint32_t st = FA_SLOT_STARTING;
+    if (atomic_compare_exchange_strong(&s->state, &st, FA_SLOT_DRAINING)) {
+        /* Never READY: no HTTP worker can have sent it anything. */
+        kill(pr->pid, SIGTERM);
+        pr->retiring = 2;
+        pr->term_at_ns = fa_now_ns();
+        return;
+    }
     atomic_store(&s->state, FA_SLOT_DRAINING);
     pr->drain_epoch = atomic_fetch_add(&m->seg.hdr->drain_epoch, 1) + 1;
     pr->retiring = 1;

@@ -104,7 +104,9 @@ def test_sigttin_and_sigttou(server):
     srv = server("testapp:app", "--py-workers", "2", "--max-py-workers", "4")
     srv.send_signal(signal.SIGTTIN)
     assert _wait_until(lambda: len(srv.py_workers()) == 3, 10), srv.log()
+    # Signals of one kind do not queue: one at a time, each acted on.
     srv.send_signal(signal.SIGTTOU)
+    assert _wait_until(lambda: len(srv.py_workers()) == 2, 15), srv.log()
     srv.send_signal(signal.SIGTTOU)
     assert _wait_until(lambda: len(srv.py_workers()) == 1, 15), srv.log()
     assert srv.get("/pid").status == 200
