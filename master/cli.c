@@ -35,7 +35,7 @@ void fa_cli_usage(FILE *f)
 "                          retires idle ones after --idle-timeout\n"
 "  --idle-timeout S        seconds an autoscaled Python worker may stay idle (default 30)\n"
 "  --max-py-workers K      Python worker slots in shared memory, the ceiling for scaling\n"
-"                          (default: max(M, 2 x CPUs), at most 64)\n"
+"                          (default: max(2 x M, 2 x CPUs), at most 64; a reload needs 2 x M)\n"
 "  --name NAME             instance name: the segment is /fasterapi.NAME and shm-stat NAME\n"
 "                          attaches to it; one live server per name (default: default)\n"
 "  --max-body SIZE         largest request body, e.g. 1048576, 512k, 8m (default 1m);\n"
@@ -355,8 +355,9 @@ int fa_cli_parse(int argc, char **argv, struct fa_options *o)
         return -1;
     }
     if (!max_py_set) {
+        /* Room for a reload (new workers beside the old) and for scaling. */
         uint32_t m = (uint32_t)(2 * ncpu);
-        o->max_py_workers = o->py_workers > m ? o->py_workers : m;
+        o->max_py_workers = 2 * o->py_workers > m ? 2 * o->py_workers : m;
         if (o->max_py_workers > FA_MAX_PY_WORKERS)
             o->max_py_workers = FA_MAX_PY_WORKERS;
     }

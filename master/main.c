@@ -152,7 +152,7 @@ int main(int argc, char **argv)
     const uint32_t chunk_size = 16384;
     struct fa_seg_params sp = {
         .name = o.name,
-        .n_http = o.workers,
+        .n_http = 2 * o.workers,    /* spare slots: a reload starts new HTTP workers beside the old */
         .max_py = o.max_py_workers,
         .ring_cap = 1024,
         .chunk_size = chunk_size,
@@ -176,9 +176,10 @@ int main(int argc, char **argv)
     if (m.listen_fd < 0)
         goto bail;
 
-    m.http_efd = fa_xcalloc(o.workers, sizeof *m.http_efd);
+    m.n_http_active = o.workers;
+    m.http_efd = fa_xcalloc(2 * o.workers, sizeof *m.http_efd);
     m.py_efd = fa_xcalloc(o.max_py_workers, sizeof *m.py_efd);
-    for (uint32_t h = 0; h < o.workers; h++)
+    for (uint32_t h = 0; h < 2 * o.workers; h++)
         if ((m.http_efd[h] = fa_doorbell_create()) < 0)
             goto efd_fail;
     for (uint32_t p = 0; p < o.max_py_workers; p++)

@@ -30,7 +30,8 @@ uint32_t fa_scale_active(const struct fa_master *m)
 {
     uint32_t n = 0;
     for (uint32_t p = 0; p < m->seg.hdr->max_py; p++)
-        n += m->py[p].wanted && !m->py[p].retiring && m->py[p].replaced_by < 0;
+        n += m->py[p].wanted && !m->py[p].retiring && m->py[p].replaced_by < 0 &&
+             m->py[p].version == m->version;
     return n;
 }
 
@@ -43,7 +44,7 @@ static int scale__free_slot(const struct fa_master *m)
     return -1;
 }
 
-static void scale__retire(struct fa_master *m, uint32_t p, const char *why)
+void fa_scale_retire(struct fa_master *m, uint32_t p, const char *why)
 {
     struct fa_proc *pr = &m->py[p];
     struct fa_slot_sh *s = fa_seg_py_slot(&m->seg, p);
@@ -72,6 +73,10 @@ static void scale__retire(struct fa_master *m, uint32_t p, const char *why)
 
 void fa_scale_set(struct fa_master *m, uint32_t n, const char *why)
 {
+    if (m->reload != FA_RELOAD_IDLE) {
+        fa_log("%s: a reload is in progress; scale again once it is done", why);
+        return;
+    }
     uint32_t active = fa_scale_active(m);
     if (n == active)
         return;
@@ -83,6 +88,7 @@ void fa_scale_set(struct fa_master *m, uint32_t n, const char *why)
                    m->seg.hdr->max_py);
             break;
         }
+        m->py[p].version = m->version;
         fa_master_spawn_py(m, (uint32_t)p);
         active++;
     }
@@ -95,7 +101,7 @@ void fa_scale_set(struct fa_master *m, uint32_t n, const char *why)
             bool ready = atomic_load(&fa_seg_py_slot(&m->seg, (uint32_t)p)->state) == FA_SLOT_READY;
             if (pass == 0 && ready)
                 continue;
-            scale__retire(m, (uint32_t)p, why);
+            fa_scale_retire(m, (uint32_t)p, why);
             active--;
         }
     }
@@ -138,7 +144,7 @@ static void scale__drains(struct fa_master *m, uint64_t now)
             (atomic_load(&fa_seg_py_slot(&m->seg, (uint32_t)pr->replaced_by)->state) == FA_SLOT_READY ||
              !m->py[pr->replaced_by].wanted)) {
             pr->replaced_by = -1;
-            scale__retire(m, p, "replaced");
+            fa_scale_retire(m, p, "replaced");
         }
     }
 }
@@ -153,11 +159,12 @@ static void scale__recycle(struct fa_master *m, uint32_t p, const char *why)
     fa_log("recycling Python worker %u (pid %d): %s", p, (int)pr->pid, why);
     if (q < 0) {
         /* No spare slot: retire first, restart in place afterwards (a dip). */
-        scale__retire(m, p, why);
+        fa_scale_retire(m, p, why);
         pr->wanted = true;
         pr->restart_at_ns = 1;
         return;
     }
+    m->py[q].version = pr->version;
     fa_master_spawn_py(m, (uint32_t)q);
     pr->replaced_by = q;
 }
@@ -216,7 +223,7 @@ static void scale__recycling(struct fa_master *m, uint64_t now)
  * a worker has been idle for --idle-timeout. */
 static void scale__auto(struct fa_master *m, uint64_t now)
 {
-    if (!m->o->autoscale || now - m->last_scale_ns < SCALE_UP_EVERY_NS)
+    if (!m->o->autoscale || m->reload != FA_RELOAD_IDLE || now - m->last_scale_ns < SCALE_UP_EVERY_NS)
         return;
     uint64_t queued = 0, in_flight = 0;
     uint32_t ready = 0;
@@ -243,7 +250,7 @@ static void scale__auto(struct fa_master *m, uint64_t now)
             now - pr->active_ns > (uint64_t)m->o->idle_timeout * 1000000000ull &&
             atomic_load(&fa_seg_py_slot(&m->seg, (uint32_t)p)->in_flight) == 0) {
             m->last_scale_ns = now;
-            scale__retire(m, (uint32_t)p, "autoscale (idle)");
+            fa_scale_retire(m, (uint32_t)p, "autoscale (idle)");
             m->py_target = fa_scale_active(m);
             atomic_store(&m->seg.hdr->py_target, m->py_target);
             return;

@@ -36,11 +36,15 @@ static void master__child_setup(pid_t master)
     signal(SIGINT, SIG_IGN);   /* Ctrl-C reaches the whole group; the master coordinates */
 }
 
-static void master__spawn_http(struct fa_master *m, uint32_t h)
+void fa_master_spawn_http(struct fa_master *m, uint32_t h)
 {
     struct fa_slot_sh *s = fa_seg_http_slot(&m->seg, h);
-    atomic_store(&s->version, atomic_load(&m->seg.hdr->app_version));
+    struct fa_proc *pr = &m->http[h];
+    pr->wanted = true;
+    atomic_store(&s->version, pr->version);
     atomic_store(&s->state, FA_SLOT_STARTING);
+    /* During a reload the old version's workers keep the old routes. */
+    const struct fa_routes *routes = pr->version == m->version ? &m->routes : &m->routes_old;
     pid_t master = getpid();
     pid_t pid = fork();
     if (pid < 0) {
@@ -54,7 +58,7 @@ static void master__spawn_http(struct fa_master *m, uint32_t h)
         struct fa_worker_env env = {
             .cfg = &m->o->wcfg,
             .seg = &m->seg,
-            .routes = &m->routes,
+            .routes = routes,
             .listen_fd = m->listen_fd,
             .slot = h,
             .http_efd = m->http_efd,
@@ -87,7 +91,7 @@ void fa_master_spawn_py(struct fa_master *m, uint32_t p)
     struct fa_slot_sh *s = fa_seg_py_slot(&m->seg, p);
     uint32_t gen = atomic_load(&s->gen);
     struct fa_proc *pr = &m->py[p];
-    atomic_store(&s->version, atomic_load(&m->seg.hdr->app_version));
+    atomic_store(&s->version, pr->version);
     atomic_store(&s->state, FA_SLOT_STARTING);
     pr->wanted = true;
     pr->retiring = 0;
@@ -109,7 +113,7 @@ void fa_master_spawn_py(struct fa_master *m, uint32_t p)
     if (pid == 0) {
         master__child_setup(master);
         uint32_t n_http = m->seg.hdr->n_http;
-        int fds[2 + 64];
+        int fds[2 + 128];
         fds[0] = m->shm_fd;
         fds[1] = m->py_efd[p];
         for (uint32_t h = 0; h < n_http; h++)
@@ -118,7 +122,7 @@ void fa_master_spawn_py(struct fa_master *m, uint32_t p)
             fprintf(stderr, "fasterapi: Python worker %u: cannot pass descriptors: %s\n", p, strerror(errno));
             _exit(1);
         }
-        char slot[16], genb[16], hfds[64 * 4 + 1] = "";
+        char slot[16], genb[16], hfds[128 * 5 + 1] = "";
         snprintf(slot, sizeof slot, "%u", p);
         snprintf(genb, sizeof genb, "%u", gen);
         for (uint32_t h = 0; h < n_http; h++) {
@@ -157,6 +161,10 @@ static void master__schedule(struct fa_master *m, struct fa_proc *pr, const char
         pr->quick_deaths++;
     else
         pr->quick_deaths = 0;
+    if (pr->quick_deaths >= 3 && m->reload != FA_RELOAD_IDLE && pr->version == m->version) {
+        fa_reload_abort(m, "a new worker keeps dying at start-up");
+        return;
+    }
     if (pr->quick_deaths >= MAX_QUICK_DEATHS) {
         fa_log("%s %u died %u times in a row within %llu s of starting: stopping the server "
                "(fix the error above and start again)", what, i, pr->quick_deaths,
@@ -200,7 +208,7 @@ static void master__reap(struct fa_master *m)
                 continue;
             m->http[h].pid = 0;
             atomic_store(&fa_seg_http_slot(&m->seg, h)->state, FA_SLOT_EMPTY);
-            if (!m->stopping) {
+            if (!m->stopping && m->http[h].wanted) {
                 fa_log("HTTP worker %u (pid %d) %s; restarting it", h, (int)pid, how);
                 atomic_fetch_add(&fa_seg_http_slot(&m->seg, h)->stats.restarts, 1);
                 master__schedule(m, &m->http[h], "HTTP worker", h);
@@ -230,8 +238,9 @@ static void master__restarts(struct fa_master *m)
 {
     uint64_t now = fa_now_ns();
     for (uint32_t h = 0; h < m->seg.hdr->n_http; h++)
-        if (m->http[h].pid == 0 && m->http[h].restart_at_ns && now >= m->http[h].restart_at_ns)
-            master__spawn_http(m, h);
+        if (m->http[h].wanted && m->http[h].pid == 0 && m->http[h].restart_at_ns &&
+            now >= m->http[h].restart_at_ns)
+            fa_master_spawn_http(m, h);
     for (uint32_t p = 0; p < m->seg.hdr->max_py; p++)
         if (m->py[p].wanted && m->py[p].pid == 0 && m->py[p].restart_at_ns && now >= m->py[p].restart_at_ns)
             fa_master_spawn_py(m, p);
@@ -245,12 +254,12 @@ static void master__announce(struct fa_master *m)
         if (m->py[p].wanted && atomic_load(&fa_seg_py_slot(&m->seg, p)->state) != FA_SLOT_READY)
             return;
     for (uint32_t h = 0; h < m->seg.hdr->n_http; h++)
-        if (atomic_load(&fa_seg_http_slot(&m->seg, h)->state) != FA_SLOT_READY)
+        if (m->http[h].wanted && atomic_load(&fa_seg_http_slot(&m->seg, h)->state) != FA_SLOT_READY)
             return;
     m->announced = true;
     m->py_target = fa_scale_active(m);
     fa_log("serving %s on http://%s (%u HTTP worker%s, %u Python worker%s, name '%s')", m->o->app,
-           m->o->bind, m->seg.hdr->n_http, m->seg.hdr->n_http == 1 ? "" : "s", m->py_target,
+           m->o->bind, m->n_http_active, m->n_http_active == 1 ? "" : "s", m->py_target,
            m->py_target == 1 ? "" : "s", m->o->name);
 }
 
@@ -295,8 +304,8 @@ int fa_master_run(struct fa_master *m)
 
     for (uint32_t p = 0; p < m->py_target; p++)
         fa_master_spawn_py(m, p);
-    for (uint32_t h = 0; h < n_http; h++)
-        master__spawn_http(m, h);
+    for (uint32_t h = 0; h < m->n_http_active; h++)
+        fa_master_spawn_http(m, h);
 
     sigset_t set;
     sigemptyset(&set);
@@ -318,7 +327,7 @@ int fa_master_run(struct fa_master *m)
             break;
         }
         if (sig == SIGHUP)
-            fa_log("SIGHUP: reload is not implemented yet; ignoring");
+            fa_reload_begin(m);
         if (sig == SIGTTIN && fa_scale_active(m) < m->seg.hdr->max_py)
             fa_scale_set(m, fa_scale_active(m) + 1, "SIGTTIN");
         if (sig == SIGTTOU && fa_scale_active(m) > 1)
@@ -335,6 +344,7 @@ int fa_master_run(struct fa_master *m)
         if (!m->stopping) {
             master__restarts(m);
             fa_scale_tick(m);
+            fa_reload_tick(m);
             master__announce(m);
         }
     }
