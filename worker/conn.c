@@ -321,7 +321,7 @@ static void conn__flush(struct fa_conn *c)
         conn__close(c);
         return;
     }
-    if (w->stopping && c->q_head == NULL && !fa_http_in_message(c->http))
+    if (w->close_idle && c->q_head == NULL && !fa_http_in_message(c->http))
         conn__close(c);
 }
 
@@ -401,8 +401,17 @@ void fa_conn_accept_cb(int lfd, short what, void *arg)
     }
 }
 
+void fa_conn_stop_keepalive(struct fa_worker *w)
+{
+    for (struct fa_conn *c = w->conns; c; c = c->next)
+        for (struct fa_resp *r = c->q_head; r; r = r->next)
+            if (r->state != FA_RESP_READY)
+                r->keep_alive = false;    /* its head is not built yet: it will say close */
+}
+
 void fa_conn_close_idle(struct fa_worker *w)
 {
+    w->close_idle = true;
     struct fa_conn *c = w->conns;
     while (c) {
         struct fa_conn *next = c->next;

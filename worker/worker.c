@@ -36,6 +36,8 @@ static void worker__drain_timeout_cb(int fd, short what, void *arg)
     w->exit_now = true;
 }
 
+static void worker__linger_cb(int fd, short what, void *arg);
+
 static void worker__term_cb(int sig, short what, void *arg)
 {
     struct fa_worker *w = arg;
@@ -44,13 +46,23 @@ static void worker__term_cb(int sig, short what, void *arg)
     w->stopping = true;
     if (w->ev_listen)
         event_del(w->ev_listen);
-    fa_conn_close_idle(w);
     if (w->n_conns == 0) {
         w->exit_now = true;
         return;
     }
+    /* A client may be sending on a keep-alive connection right now: closing
+     * it would reset that request. Answer what arrives in the next moment
+     * with Connection: close, then close what is idle. */
+    fa_conn_stop_keepalive(w);
+    struct timeval linger = {0, 300000};
+    evtimer_add(w->ev_linger, &linger);
     struct timeval tv = {w->cfg->graceful_timeout, 0};
     evtimer_add(w->ev_drain, &tv);
+}
+
+static void worker__linger_cb(int fd, short what, void *arg)
+{
+    fa_conn_close_idle(arg);
 }
 
 int fa_worker_run(const struct fa_worker_env *env)
@@ -83,6 +95,7 @@ int fa_worker_run(const struct fa_worker_env *env)
     w->ev_term = evsignal_new(w->base, SIGTERM, worker__term_cb, w);
     w->ev_retry = evtimer_new(w->base, worker__retry_cb, w);
     w->ev_drain = evtimer_new(w->base, worker__drain_timeout_cb, w);
+    w->ev_linger = evtimer_new(w->base, worker__linger_cb, w);
     event_add(w->ev_listen, NULL);
     event_add(w->ev_doorbell, NULL);
     event_add(w->ev_term, NULL);

@@ -72,13 +72,22 @@ struct fa_resp {
     bool failed;                 /* already answered by C (error while building) */
     uint8_t py_state;            /* enum fa_py_state */
     uint32_t route_id;
-    /* Output: hbuf (status line + headers [+ small C body]) then body iovecs from shm. */
+    /* Output: hbuf (status line + headers [+ small C body]), then body
+     * iovecs (pieces in shm for Python responses, the route's memory for
+     * static and native ones), then a file part sent with sendfile. */
     char *hbuf;
     size_t hlen, hcap;
     struct iovec *iov;           /* body pieces in shm (Python responses) */
     int niov;
     struct iovec iov_inline[4];
-    size_t total, sent;          /* bytes of the whole response, bytes written */
+    size_t total, sent;          /* bytes of the whole response (file part included), bytes written */
+    size_t hbody;                /* bytes at the end of hbuf that are body (for the access log) */
+    uint16_t status;             /* set by fa_respond_head() and the other builders */
+    bool file;                   /* a file part follows: file_fd is ours, closed by fa_resp_free */
+    int file_fd;
+    uint64_t file_off, file_len;
+    void *owned;                 /* memory an iovec points into, freed with the response */
+    struct fa_alog_rec *alog;    /* access log record (accesslog.c), NULL when the log is off */
     /* Python bookkeeping */
     struct fa_msg_writer w;      /* the envelope while the body arrives */
     uint32_t py_slot, py_gen, token;
@@ -103,7 +112,7 @@ struct fa_worker {
     uint32_t h, n_http, max_py, self;
     struct fa_slot_sh *me;
     struct event_base *base;
-    struct event *ev_listen, *ev_doorbell, *ev_term, *ev_retry, *ev_drain;
+    struct event *ev_listen, *ev_doorbell, *ev_term, *ev_retry, *ev_drain, *ev_linger;
     struct fa_ring *req;         /* producer ends, [max_py] */
     struct fa_ring *resp;        /* consumer ends, [max_py] */
     uint64_t dirty_rings;        /* bit p: request ring p has reserved, uncommitted slots */
@@ -118,6 +127,7 @@ struct fa_worker {
     uint32_t seen_death;         /* last death_seq handled */
     uint32_t version;            /* app version this worker serves (routes) */
     bool stopping;
+    bool close_idle;             /* shutdown: close connections as soon as they are idle */
     bool exit_now;
     char date[40];               /* "Date: ..., GMT\r\n" */
     size_t date_len;
@@ -140,7 +150,11 @@ void fa_conn_accept_cb(int fd, short what, void *arg);
 /* A response became ready: write what can be written on its connection. */
 void fa_conn_resp_ready(struct fa_worker *w, struct fa_resp *r);
 void fa_resp_free(struct fa_worker *w, struct fa_resp *r);
-/* Close idle connections (shutdown). */
+/* Shutdown, step 1: every answer not yet started says Connection: close.
+ * Requests still arriving on idle connections are answered (and close). */
+void fa_conn_stop_keepalive(struct fa_worker *w);
+/* Shutdown, step 2 (a moment later): close the connections that are idle,
+ * and each of the others as soon as it is. */
 void fa_conn_close_idle(struct fa_worker *w);
 
 /* dispatch.c: Python routes. */
