@@ -44,12 +44,17 @@ int fa_cmd_status(const struct fa_options *o)
     if (status__attach(o, &seg, 0, &master) < 0)
         return 1;
     const struct fa_seg_header_sh *h = seg.hdr;
+    uint32_t live_http = 0;
+    for (uint32_t i = 0; i < h->n_http; i++)
+        live_http += atomic_load(&fa_seg_http_slot(&seg, i)->pid) > 0;
     printf("server '%s': master pid %d, %u HTTP worker%s, %u Python worker%s wanted (%u slots), app version %u\n",
-           o->name, (int)master, h->n_http, h->n_http == 1 ? "" : "s", atomic_load(&seg.hdr->py_target),
+           o->name, (int)master, live_http, live_http == 1 ? "" : "s", atomic_load(&seg.hdr->py_target),
            atomic_load(&seg.hdr->py_target) == 1 ? "" : "s", h->max_py, atomic_load(&seg.hdr->app_version));
     printf("%-6s %4s %8s %-9s %5s %10s %9s\n", "kind", "slot", "pid", "state", "gen", "requests", "in-flight");
     for (uint32_t i = 0; i < h->n_http; i++) {
         struct fa_slot_sh *s = fa_seg_http_slot(&seg, i);
+        if (atomic_load(&s->state) == FA_SLOT_EMPTY && atomic_load(&s->pid) == 0)
+            continue;
         printf("%-6s %4u %8d %-9s %5s %10llu %9s\n", "http", i, (int)atomic_load(&s->pid),
                status__state(atomic_load(&s->state)), "-",
                (unsigned long long)atomic_load(&s->stats.requests), "-");

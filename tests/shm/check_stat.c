@@ -98,8 +98,8 @@ START_TEST(test_stat__table)
     ck_assert_has(r.out, "server 'ck");
     ck_assert_has(r.out, "4242 ready");
     ck_assert_has(r.out, "123456");
-    ck_assert_has(r.out, "4343 draining       9          777        5         3          4        2");
-    ck_assert_has(r.out, "(3 unused Python slots not shown)");
+    ck_assert_has(r.out, "4343 draining       9        777        0       5         3      4      nan      nan       0 B        2");
+    ck_assert_has(r.out, "(4 unused slots not shown)");
     fa_seg_detach(&s);
 }
 END_TEST
@@ -114,9 +114,11 @@ START_TEST(test_stat__json)
     run_stat(&r, "--json", s.hdr->name);
     ck_assert_msg(r.status == 0, "exit %d, stderr: %s", r.status, r.err);
     ck_assert_int_eq(r.out[0], '{');
-    ck_assert_has(r.out, "{\"slot\":1,\"pid\":4242,\"state\":\"ready\",\"connections\":7,"
-                         "\"requests\":123456,\"bytes_in\":1000,\"bytes_out\":0}");
-    ck_assert_has(r.out, "{\"slot\":2,\"pid\":4343,\"state\":\"draining\",\"gen\":9,"
+    ck_assert_has(r.out, "{\"slot\":1,\"pid\":4242,\"state\":\"ready\",\"req_per_s\":0.000,"
+                         "\"rss_kb\":0,\"connections\":7,\"requests\":123456,\"queued\":0,"
+                         "\"bytes_in\":1000,\"bytes_out\":0,\"restarts\":0}");
+    ck_assert_has(r.out, "{\"slot\":2,\"pid\":4343,\"state\":\"draining\",\"req_per_s\":0.000,"
+                         "\"rss_kb\":0,\"latency_avg_ms\":null,\"latency_p99_ms\":null,\"gen\":9,"
                          "\"requests\":777,\"errors\":5,\"in_flight\":3,\"ring_depth\":4,"
                          "\"restarts\":2}");
     ck_assert_has(r.out, "\"python\":{\"requests\":777,\"errors\":5,\"in_flight\":3,"
