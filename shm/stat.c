@@ -211,9 +211,14 @@ static void print_table(const struct snap *s)
             hidden++;
             continue;
         }
-        printf("      %4u %8d %-9s %5u %10llu %8.0f %7llu %9u %6u %8.2f %8.2f %9s %8llu\n", i, (int)r->pid,
+        char avg[16] = "-", p99[16] = "-";
+        if (!isnan(r->avg_ms))
+            snprintf(avg, sizeof avg, "%.2f", r->avg_ms);
+        if (!isnan(r->p99_ms))
+            snprintf(p99, sizeof p99, "%.2f", r->p99_ms);
+        printf("      %4u %8d %-9s %5u %10llu %8.0f %7llu %9u %6u %8s %8s %9s %8llu\n", i, (int)r->pid,
                state_name(r->state), r->gen, (unsigned long long)r->requests, r->rate,
-               (unsigned long long)r->errors, r->in_flight, r->depth, r->avg_ms, r->p99_ms,
+               (unsigned long long)r->errors, r->in_flight, r->depth, avg, p99,
                human_bytes(r->rss_kb * 1024, b1, sizeof(b1)), (unsigned long long)r->restarts);
     }
     printf("      %4s %8s %-9s %5s %10llu %8.0f %7llu %9u %6u %8s %8s %9s %8llu\n", "all", "", "", "",

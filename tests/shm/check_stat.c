@@ -98,7 +98,7 @@ START_TEST(test_stat__table)
     ck_assert_has(r.out, "server 'ck");
     ck_assert_has(r.out, "4242 ready");
     ck_assert_has(r.out, "123456");
-    ck_assert_has(r.out, "4343 draining       9        777        0       5         3      4      nan      nan       0 B        2");
+    ck_assert_has(r.out, "4343 draining      9        777        0       5         3      4        -        -       0 B        2");
     ck_assert_has(r.out, "(4 unused slots not shown)");
     fa_seg_detach(&s);
 }
