@@ -66,6 +66,7 @@ void fa_dispatch_init(struct fa_worker *w)
     const struct fa_seg *seg = w->seg;
     w->req = fa_xcalloc(w->max_py, sizeof *w->req);
     w->resp = fa_xcalloc(w->max_py, sizeof *w->resp);
+    w->unrung = fa_xcalloc(w->max_py, sizeof *w->unrung);
     for (uint32_t p = 0; p < w->max_py; p++) {
         fa_ring_init(&w->req[p], fa_seg_req_ring(seg, w->h, p), seg->hdr->ring_cap);
         fa_ring_init(&w->resp[p], fa_seg_resp_ring(seg, w->h, p), seg->hdr->ring_cap);
@@ -257,6 +258,13 @@ void fa_dispatch_retry(struct fa_worker *w)
     }
 }
 
+/* Publishing and waking are split: what is reserved is committed at once
+ * (a Python worker that is awake takes it right away), but a sleeping one
+ * is woken once per event-loop round (fa_dispatch_wake, from worker.c), or
+ * as soon as DOORBELL_BATCH requests wait for it, so that one eventfd
+ * write serves many requests under load. */
+#define DOORBELL_BATCH 8
+
 void fa_dispatch_flush(struct fa_worker *w)
 {
     uint64_t dirty = w->dirty_rings;
@@ -264,7 +272,25 @@ void fa_dispatch_flush(struct fa_worker *w)
     while (dirty) {
         uint32_t p = (uint32_t)__builtin_ctzll(dirty);
         dirty &= dirty - 1;
-        fa_ring_commit(&w->req[p]);
+        w->unrung[p] += fa_ring_commit(&w->req[p]);
+        w->wake_rings |= 1ull << p;
+        if (w->unrung[p] >= DOORBELL_BATCH) {
+            w->unrung[p] = 0;
+            w->wake_rings &= ~(1ull << p);
+            fa_doorbell_ring(&fa_seg_py_slot(w->seg, p)->sleeping, w->env->py_efd[p]);
+        }
+    }
+}
+
+void fa_dispatch_wake(struct fa_worker *w)
+{
+    fa_dispatch_flush(w);
+    uint64_t wake = w->wake_rings;
+    w->wake_rings = 0;
+    while (wake) {
+        uint32_t p = (uint32_t)__builtin_ctzll(wake);
+        wake &= wake - 1;
+        w->unrung[p] = 0;
         fa_doorbell_ring(&fa_seg_py_slot(w->seg, p)->sleeping, w->env->py_efd[p]);
     }
 }

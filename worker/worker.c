@@ -117,6 +117,7 @@ int fa_worker_run(const struct fa_worker_env *env)
         if (epoch != atomic_load_explicit(&w->me->seen_epoch, memory_order_relaxed))
             atomic_store_explicit(&w->me->seen_epoch, epoch, memory_order_release);
         fa_dispatch_poll(w);
+        fa_dispatch_wake(w);
         if (w->exit_now)
             break;
         fa_doorbell_sleep_begin(&w->me->sleeping);

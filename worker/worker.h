@@ -116,6 +116,8 @@ struct fa_worker {
     struct fa_ring *req;         /* producer ends, [max_py] */
     struct fa_ring *resp;        /* consumer ends, [max_py] */
     uint64_t dirty_rings;        /* bit p: request ring p has reserved, uncommitted slots */
+    uint64_t wake_rings;         /* bit p: committed requests whose doorbell is not rung yet */
+    uint32_t *unrung;            /* [max_py]: requests committed since p's doorbell was rung */
     struct fa_arena arena;
     struct fa_pending *pending;
     uint32_t n_pending_cap, free_head, n_pending;
@@ -162,8 +164,10 @@ int fa_dispatch_begin(struct fa_worker *w, struct fa_resp *r, const struct fa_ht
                       const struct fa_match *m, const char *client_host, uint16_t client_port);
 int fa_dispatch_body(struct fa_worker *w, struct fa_resp *r, const char *data, size_t len);
 void fa_dispatch_end(struct fa_worker *w, struct fa_resp *r);
-/* Publish reserved descriptors and ring doorbells (once per batch). */
+/* Publish reserved descriptors; ring a doorbell only for a full batch. */
 void fa_dispatch_flush(struct fa_worker *w);
+/* End of an event-loop round: ring the doorbells still owed. */
+void fa_dispatch_wake(struct fa_worker *w);
 /* Drain response rings. Returns the number of responses taken. */
 int fa_dispatch_poll(struct fa_worker *w);
 /* 1 if any response ring has something. */
