@@ -30,6 +30,17 @@
 #define PENDING_MAX 65536u
 #define POLL_BATCH  64
 
+/* "GET /users/{id}" for log lines. */
+static const char *dispatch__route(const struct fa_worker *w, uint32_t id, char *buf, size_t size)
+{
+    const struct fa_route *rt = fa_routes_get(w->env->routes, id);
+    if (rt == NULL)
+        snprintf(buf, size, "#%u", id);
+    else
+        snprintf(buf, size, "%s %s", http_method_str((enum http_method)rt->method), rt->pattern);
+    return buf;
+}
+
 static int dispatch__pack_write(void *data, const char *buf, size_t len)
 {
     return fa_msg_write(data, buf, len);
@@ -367,6 +378,7 @@ static int dispatch__build(struct fa_worker *w, struct fa_resp *r, struct iovec 
     msgpack_unpacked u;
     size_t off = 0;
     int rc = 502;
+    char rn[160];
 
     msgpack_unpacked_init(&u);
     if (niov < 1 || msgpack_unpack_next(&u, iov[0].iov_base, iov[0].iov_len, &off) != MSGPACK_UNPACK_SUCCESS ||
@@ -374,14 +386,15 @@ static int dispatch__build(struct fa_worker *w, struct fa_resp *r, struct iovec 
         u.data.via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
         u.data.via.array.ptr[1].type != MSGPACK_OBJECT_ARRAY ||
         u.data.via.array.ptr[1].via.array.size % 2 != 0) {
-        fa_log("route %u: malformed response envelope from Python worker %u", r->route_id, r->py_slot);
+        fa_log("route %s: malformed response envelope from Python worker %u",
+               dispatch__route(w, r->route_id, rn, sizeof rn), r->py_slot);
         goto bail;
     }
     uint64_t status = u.data.via.array.ptr[0].via.u64;
     const msgpack_object_array *hs = &u.data.via.array.ptr[1].via.array;
     if (status < 100 || status > 999) {
-        fa_log("route %u: handler returned status %llu (expected 100..999)", r->route_id,
-               (unsigned long long)status);
+        fa_log("route %s: handler returned status %llu (expected 100..999)",
+               dispatch__route(w, r->route_id, rn, sizeof rn), (unsigned long long)status);
         rc = 500;
         goto bail;
     }
@@ -471,7 +484,9 @@ static void dispatch__response(struct fa_worker *w, uint32_t p, const struct fa_
         iov = fa_xmalloc(max_iov * sizeof *iov);
     int niov = fa_msg_iov(w->seg, fa_seg_py_arena(w->seg, p), w->self, d, iov, (int)max_iov);
     if (niov < 0) {
-        fa_log("route %u: invalid response descriptor from Python worker %u", r->route_id, p);
+        char rn[160];
+        fa_log("route %s: invalid response descriptor from Python worker %u",
+               dispatch__route(w, r->route_id, rn, sizeof rn), p);
         fa_respond_error(w, r, 502, NULL);
     } else {
         r->resp_first = d->chunk;
