@@ -3,11 +3,16 @@
  *
  *   --describe: import the app, print its route table (msgpack) on stdout.
  *   --serve:    attach the segment, import the app, mark the slot READY and
- *               run the serve loop (serve.c) until SIGTERM has been drained.
+ *               run the serve loop (serve.c) until SIGTERM has been drained,
+ *               then call fasterapi._boot.shutdown() if the package has it.
+ *   --run:      run a Python file (or -m module) as __main__ in this
+ *               interpreter, where `fasterapi` and the built-in `_fasterapi`
+ *               import as in a worker (tests, benchmarks).
  *
  * Exit status: 0 done, 1 runtime failure (segment, dead master), 2 the app
  * raised while importing or describing (traceback on stderr), 64 bad
- * arguments (message and usage on stderr).
+ * arguments (message and usage on stderr). --run: the script's status, as
+ * python3 gives it (SystemExit's code, 1 for an uncaught exception).
  */
 
 /* Python.h first (through these): it sets feature macros for libc headers. */
@@ -57,7 +62,7 @@ const char *__lsan_default_suppressions(void)
 /* The only global: set by the SIGTERM handler, read by the serve loop. */
 static volatile sig_atomic_t pyw_stop;
 
-enum pyw_mode { PYW_NONE, PYW_DESCRIBE, PYW_SERVE };
+enum pyw_mode { PYW_NONE, PYW_DESCRIBE, PYW_SERVE, PYW_RUN };
 
 struct pyw_args {
     enum pyw_mode mode;
@@ -69,6 +74,11 @@ struct pyw_args {
     int efd;
     int *http_efds;      /* malloc'd */
     int n_http_efds;
+    /* --run: what to run, and its sys.argv (run_argv[0] is the file or the
+     * module name). */
+    int run_module;      /* -m */
+    int run_argc;
+    char **run_argv;     /* points into main's argv */
 };
 
 static const char *pyw_prog = "fasterapi-pyworker";
@@ -79,8 +89,15 @@ static void pyw__usage(FILE *f)
             "usage: %s --describe --app MODULE:ATTR [--app-dir DIR]\n"
             "       %s --serve --app MODULE:ATTR [--app-dir DIR] --shm-fd N --slot P --gen G\n"
             "              --doorbell-fd F --http-doorbell-fds F0,F1,...\n"
-            "Started by the fasterapi master; not meant to be run by hand.\n",
-            pyw_prog, pyw_prog);
+            "       %s --run FILE [ARG...]\n"
+            "       %s --run -m MODULE [ARG...]\n"
+            "--describe and --serve are started by the fasterapi master; not meant to\n"
+            "be run by hand. --run (first on the line) runs a Python file or module as\n"
+            "__main__ in the embedded interpreter, where the fasterapi package and the\n"
+            "built-in _fasterapi module (e.g. _fasterapi.dumps, the C JSON encoder)\n"
+            "import as in a worker; sys.argv is FILE ARG... (for tests and benchmarks:\n"
+            "%s --run -m pytest tests/pyworker).\n",
+            pyw_prog, pyw_prog, pyw_prog, pyw_prog, pyw_prog);
 }
 
 static void pyw__bad_usage(const char *fmt, const char *arg)
@@ -128,7 +145,7 @@ static int pyw__fd(const char *flag, const char *s)
 static void pyw__parse(int argc, char **argv, struct pyw_args *a)
 {
     enum { O_DESCRIBE = 256, O_SERVE, O_APP, O_APP_DIR, O_SHM_FD, O_SLOT, O_GEN,
-           O_DOORBELL_FD, O_HTTP_FDS, O_HELP };
+           O_DOORBELL_FD, O_HTTP_FDS, O_HELP, O_RUN };
     static const struct option opts[] = {
         {"describe", no_argument, NULL, O_DESCRIBE},
         {"serve", no_argument, NULL, O_SERVE},
@@ -140,6 +157,7 @@ static void pyw__parse(int argc, char **argv, struct pyw_args *a)
         {"doorbell-fd", required_argument, NULL, O_DOORBELL_FD},
         {"http-doorbell-fds", required_argument, NULL, O_HTTP_FDS},
         {"help", no_argument, NULL, O_HELP},
+        {"run", no_argument, NULL, O_RUN},
         {NULL, 0, NULL, 0},
     };
     const char *http_fds = NULL;
@@ -148,6 +166,18 @@ static void pyw__parse(int argc, char **argv, struct pyw_args *a)
     memset(a, 0, sizeof(*a));
     a->shm_fd = a->efd = -1;
     a->slot = a->gen = -1;
+    /* --run takes the rest of the line as it is: the script's own options
+     * must not reach getopt. */
+    if (argc >= 2 && strcmp(argv[1], "--run") == 0) {
+        a->mode = PYW_RUN;
+        a->run_module = argc >= 3 && strcmp(argv[2], "-m") == 0;
+        a->run_argv = argv + 2 + a->run_module;
+        a->run_argc = argc - 2 - a->run_module;
+        if (a->run_argc < 1 || a->run_argv[0][0] == '\0')
+            pyw__bad_usage("%s", a->run_module ? "--run -m expects a MODULE"
+                                               : "--run expects a FILE (or -m MODULE)");
+        return;
+    }
     opterr = 0;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
@@ -165,6 +195,9 @@ static void pyw__parse(int argc, char **argv, struct pyw_args *a)
         case O_DOORBELL_FD: a->efd = pyw__fd("--doorbell-fd", optarg); break;
         case O_HTTP_FDS: http_fds = optarg; break;
         case O_HELP: pyw__usage(stdout); exit(0);
+        case O_RUN:
+            pyw__bad_usage("%s", "--run must come first: --run FILE [ARG...]");
+            break;
         default:
             pyw__bad_usage("unknown option or missing value: '%s'", argv[optind - 1]);
         }
@@ -273,11 +306,14 @@ static int pyw__sys_path(const char *app_dir, const char *pkg_dir)
     return r;
 }
 
-static void pyw__python_init(char *argv0, char *app, const char *app_dir)
+/* Starts the interpreter with sys.argv = argv[0..argc) and
+ * sys.path[0:0] = [path0, the package's dir]. A worker ignores the
+ * environment and handles its own signals; a --run script gets Python's
+ * usual SIGINT (KeyboardInterrupt) and writes no bytecode next to it. */
+static void pyw__python_init(char *argv0, int argc, char **argv, const char *path0, int run)
 {
     PyConfig config;
     PyStatus st;
-    char *pyargv[2] = {argv0, app};
 
     if (fa_pymod_register() < 0) {
         fprintf(stderr, "%s: cannot register the _fasterapi module\n", pyw_prog);
@@ -287,20 +323,21 @@ static void pyw__python_init(char *argv0, char *app, const char *app_dir)
     /* Debian's interpreter, untouched by the caller's environment (PATH's
      * python3 may be a pyenv build with its own PYTHONHOME/PYTHONPATH). */
     config.use_environment = 0;
-    config.install_signal_handlers = 0;
+    config.install_signal_handlers = run;
+    config.write_bytecode = !run;
     config.parse_argv = 0;
     config.buffered_stdio = 0;       /* logs appear at once */
     st = PyConfig_SetBytesString(&config, &config.program_name, argv0);
     if (PyStatus_Exception(st))
         goto fail;
-    st = PyConfig_SetBytesArgv(&config, 2, pyargv);
+    st = PyConfig_SetBytesArgv(&config, argc, argv);
     if (PyStatus_Exception(st))
         goto fail;
     st = Py_InitializeFromConfig(&config);
     if (PyStatus_Exception(st))
         goto fail;
     PyConfig_Clear(&config);
-    if (pyw__sys_path(app_dir, pyw__package_dir()) < 0) {
+    if (pyw__sys_path(path0, pyw__package_dir()) < 0) {
         PyErr_Print();
         exit(1);
     }
@@ -355,6 +392,81 @@ static int pyw__pack_str(msgpack_packer *pk, PyObject *o)
     return msgpack_pack_str_with_body(pk, p, (size_t)n) ? -1 : 0;
 }
 
+#define PYW_PACK_DEPTH 32
+
+/* A route's `extra` (borrowed): dict -> map, list/tuple -> array, str ->
+ * str (UTF-8), bytes/bytearray -> bin, int, float, bool, None -> nil.
+ * -1 with an exception set (what, naming the route, for the message). */
+static int pyw__pack_obj(msgpack_packer *pk, PyObject *o, Py_ssize_t route, int depth)
+{
+    if (depth > PYW_PACK_DEPTH) {
+        PyErr_Format(PyExc_ValueError, "fasterapi._boot.describe(): route %zd: extra nests "
+                     "deeper than %d levels", route, PYW_PACK_DEPTH);
+        return -1;
+    }
+    if (o == Py_None)
+        return msgpack_pack_nil(pk) ? -1 : 0;
+    if (o == Py_True)
+        return msgpack_pack_true(pk) ? -1 : 0;
+    if (o == Py_False)
+        return msgpack_pack_false(pk) ? -1 : 0;
+    if (PyLong_Check(o)) {
+        int overflow;
+        long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+
+        if (overflow > 0) {
+            unsigned long long u = PyLong_AsUnsignedLongLong(o);
+            if (u == (unsigned long long)-1 && PyErr_Occurred())
+                return -1;
+            return msgpack_pack_uint64(pk, u) ? -1 : 0;
+        }
+        if (overflow < 0) {
+            PyErr_Format(PyExc_OverflowError, "fasterapi._boot.describe(): route %zd: an int "
+                         "in extra is below -2**63", route);
+            return -1;
+        }
+        if (v == -1 && PyErr_Occurred())
+            return -1;
+        return msgpack_pack_int64(pk, v) ? -1 : 0;
+    }
+    if (PyFloat_Check(o))
+        return msgpack_pack_double(pk, PyFloat_AS_DOUBLE(o)) ? -1 : 0;
+    if (PyUnicode_Check(o))
+        return pyw__pack_str(pk, o);
+    if (PyBytes_Check(o) || PyByteArray_Check(o)) {
+        const char *p = PyBytes_Check(o) ? PyBytes_AS_STRING(o) : PyByteArray_AS_STRING(o);
+        Py_ssize_t n = PyBytes_Check(o) ? PyBytes_GET_SIZE(o) : PyByteArray_GET_SIZE(o);
+
+        return msgpack_pack_bin_with_body(pk, p, (size_t)n) ? -1 : 0;
+    }
+    if (PyList_Check(o) || PyTuple_Check(o)) {
+        Py_ssize_t n = PySequence_Fast_GET_SIZE(o);
+
+        if (msgpack_pack_array(pk, (size_t)n))
+            return -1;
+        for (Py_ssize_t i = 0; i < n; i++)
+            if (pyw__pack_obj(pk, PySequence_Fast_GET_ITEM(o, i), route, depth + 1) < 0)
+                return -1;
+        return 0;
+    }
+    if (PyDict_Check(o)) {
+        Py_ssize_t pos = 0;
+        PyObject *k, *v;   /* borrowed */
+
+        if (msgpack_pack_map(pk, (size_t)PyDict_GET_SIZE(o)))
+            return -1;
+        while (PyDict_Next(o, &pos, &k, &v))
+            if (pyw__pack_obj(pk, k, route, depth + 1) < 0 ||
+                pyw__pack_obj(pk, v, route, depth + 1) < 0)
+                return -1;
+        return 0;
+    }
+    PyErr_Format(PyExc_TypeError, "fasterapi._boot.describe(): route %zd: extra holds a %s "
+                 "(expected dict, list, tuple, str, bytes, int, float, bool or None)",
+                 route, Py_TYPE(o)->tp_name);
+    return -1;
+}
+
 /* Packs describe()'s list (borrowed) into sb; -1 with an exception set. */
 static int pyw__pack_routes(PyObject *routes, msgpack_sbuffer *sb)
 {
@@ -373,10 +485,11 @@ static int pyw__pack_routes(PyObject *routes, msgpack_sbuffer *sb)
         PyObject *r = PySequence_Fast_GET_ITEM(seq, i);   /* borrowed */
         PyObject *id, *method, *pattern, *kind;
         unsigned long long rid;
+        Py_ssize_t len;
 
-        if (!PyTuple_Check(r) || PyTuple_GET_SIZE(r) != 4) {
+        if (!PyTuple_Check(r) || ((len = PyTuple_GET_SIZE(r)) != 4 && len != 5)) {
             PyErr_Format(PyExc_TypeError, "fasterapi._boot.describe(): route %zd is %R, expected "
-                         "(route_id, method, pattern, kind)", i, r);
+                         "(route_id, method, pattern, kind[, extra])", i, r);
             goto out;
         }
         id = PyTuple_GET_ITEM(r, 0);
@@ -384,19 +497,24 @@ static int pyw__pack_routes(PyObject *routes, msgpack_sbuffer *sb)
         pattern = PyTuple_GET_ITEM(r, 2);
         kind = PyTuple_GET_ITEM(r, 3);
         if (!PyLong_Check(id) || !PyUnicode_Check(method) || !PyUnicode_Check(pattern) ||
-            !PyUnicode_Check(kind)) {
+            !PyUnicode_Check(kind) || (len == 5 && !PyDict_Check(PyTuple_GET_ITEM(r, 4)))) {
             PyErr_Format(PyExc_TypeError, "fasterapi._boot.describe(): route %zd is %R, expected "
-                         "(int, str, str, str)", i, r);
+                         "(int, str, str, str[, dict])", i, r);
             goto out;
         }
         rid = PyLong_AsUnsignedLongLong(id);
         if (rid == (unsigned long long)-1 && PyErr_Occurred())
             goto out;
-        if (msgpack_pack_array(&pk, 4) || msgpack_pack_uint64(&pk, rid))
+        if (msgpack_pack_array(&pk, (size_t)len) || msgpack_pack_uint64(&pk, rid))
             goto nomem;
         if (pyw__pack_str(&pk, method) < 0 || pyw__pack_str(&pk, pattern) < 0 ||
             pyw__pack_str(&pk, kind) < 0)
             goto out;
+        if (len == 5 && pyw__pack_obj(&pk, PyTuple_GET_ITEM(r, 4), i, 0) < 0) {
+            if (!PyErr_Occurred())
+                goto nomem;
+            goto out;
+        }
     }
     rc = 0;
     goto out;
@@ -438,8 +556,95 @@ out:
 }
 
 /* ------------------------------------------------------------------ */
+/* --run                                                                */
+/* ------------------------------------------------------------------ */
+
+/* runpy.run_path(FILE, run_name="__main__"), or for -m what `python3 -m`
+ * does (runpy._run_module_as_main, which also sets sys.argv[0]). An
+ * uncaught SystemExit ends the process in PyErr_Print with its code. */
+static int pyw__run(const struct pyw_args *a)
+{
+    PyObject *runpy, *res;
+
+    if ((runpy = PyImport_ImportModule("runpy")) == NULL) {   /* new */
+        PyErr_Print();
+        return 1;
+    }
+    if (a->run_module)
+        res = PyObject_CallMethod(runpy, "_run_module_as_main", "s", a->run_argv[0]);
+    else {
+        PyObject *fn = PyObject_GetAttrString(runpy, "run_path");                /* new */
+        PyObject *args = Py_BuildValue("(s)", a->run_argv[0]);                   /* new */
+        PyObject *kw = Py_BuildValue("{s:s}", "run_name", "__main__");          /* new */
+
+        res = fn && args && kw ? PyObject_Call(fn, args, kw) : NULL;
+        Py_XDECREF(fn);
+        Py_XDECREF(args);
+        Py_XDECREF(kw);
+    }
+    Py_DECREF(runpy);
+    if (res == NULL) {
+        PyErr_Print();
+        return 1;
+    }
+    Py_DECREF(res);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
 /* --serve                                                              */
 /* ------------------------------------------------------------------ */
+
+/* The serve loop is over (SIGTERM drained, or the master or an HTTP worker
+ * gone): fasterapi._boot.shutdown() runs the app's shutdown hooks (lifespan)
+ * if the package defines it. Its errors are logged; they do not change the
+ * exit status. */
+static void pyw__shutdown(const struct pyw_args *a)
+{
+    PyObject *boot, *fn, *res;
+
+    if ((boot = PyImport_ImportModule("fasterapi._boot")) == NULL) {   /* new */
+        PyErr_Print();
+        return;
+    }
+    fn = PyObject_GetAttrString(boot, "shutdown");                    /* new */
+    Py_DECREF(boot);
+    if (fn == NULL) {
+        if (PyErr_ExceptionMatches(PyExc_AttributeError))
+            PyErr_Clear();   /* the package has no shutdown hooks */
+        else
+            PyErr_Print();
+        return;
+    }
+    res = PyObject_CallNoArgs(fn);                                    /* new */
+    Py_DECREF(fn);
+    if (res == NULL) {
+        fprintf(stderr, "%s: slot %ld: fasterapi._boot.shutdown() raised (the app's shutdown "
+                "hooks for '%s'); exiting anyway:\n", pyw_prog, a->slot, a->app);
+        if (PyErr_ExceptionMatches(PyExc_SystemExit))
+            PyErr_Clear();   /* PyErr_Print would exit with its code */
+        else
+            PyErr_PrintEx(0);
+        return;
+    }
+    Py_DECREF(res);
+}
+
+/* fasterapi._boot.<name> is true (the package opts in to a protocol
+ * variant); 0 if it is missing or false. */
+static int pyw__boot_flag(const char *name)
+{
+    PyObject *boot = PyImport_ImportModule("fasterapi._boot"), *v;   /* new */
+    int r = 0;
+
+    if (boot != NULL && (v = PyObject_GetAttrString(boot, name)) != NULL) {   /* new */
+        r = PyObject_IsTrue(v) == 1;
+        Py_DECREF(v);
+    }
+    Py_XDECREF(boot);
+    PyErr_Clear();
+    return r;
+}
 
 static int pyw__serve(const struct pyw_args *a, struct fa_seg *seg)
 {
@@ -488,8 +693,10 @@ static int pyw__serve(const struct pyw_args *a, struct fa_seg *seg)
     cfg.dispatch = dispatch;
     cfg.module = mod;
     cfg.stop = &pyw_stop;
+    cfg.lazy_headers = pyw__boot_flag("LAZY_HEADERS");
     rc = fa_serve_run(&cfg) < 0 ? 1 : 0;
     Py_DECREF(dispatch);
+    pyw__shutdown(a);
     Py_DECREF(mod);
     return rc;
 }
@@ -538,6 +745,29 @@ int main(int argc, char **argv)
     setvbuf(stderr, NULL, _IONBF, 0);
     pyw__parse(argc, argv, &a);
 
+    if (a.mode == PYW_RUN) {
+        sigset_t none;
+        char *slash;
+
+        /* sys.path[0]: the script's folder, or for -m the current one, as
+         * python3 does. */
+        if (a.run_module ? getcwd(dir, sizeof(dir)) == NULL
+                         : realpath(a.run_argv[0], dir) == NULL) {
+            fprintf(stderr, "%s: --run %s: %s\n", pyw_prog, a.run_argv[0], strerror(errno));
+            rc = a.run_module ? 1 : EXIT_USAGE;
+            goto out;
+        }
+        if (!a.run_module && (slash = strrchr(dir, '/')) != NULL)
+            slash[slash == dir] = '\0';   /* "/x.py" -> "/" */
+        sigemptyset(&none);   /* exec keeps the mask the master may have set */
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        pyw__python_init(argv[0], a.run_argc, a.run_argv, dir, 1);
+        rc = pyw__run(&a);
+        if (Py_FinalizeEx() < 0 && rc == 0)
+            rc = 120;   /* as python3: flushing stdout failed */
+        goto out;
+    }
+
     if (a.app_dir != NULL) {
         if (realpath(a.app_dir, dir) == NULL)
             pyw__bad_usage("--app-dir '%s': no such directory", a.app_dir);
@@ -564,7 +794,10 @@ int main(int argc, char **argv)
         prctl(PR_SET_PDEATHSIG, SIGTERM);
     }
 
-    pyw__python_init(argv[0], (char *)a.app, dir);
+    {
+        char *pyargv[2] = {argv[0], (char *)a.app};
+        pyw__python_init(argv[0], 2, pyargv, dir, 0);
+    }
     rc = a.mode == PYW_DESCRIBE ? pyw__describe(&a, out_fd) : pyw__serve(&a, &seg);
     if (Py_FinalizeEx() < 0 && rc == 0)
         rc = 1;

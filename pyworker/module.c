@@ -8,10 +8,14 @@
 
 #include <unistd.h>
 
+#include "pyworker/headers.h"
+#include "pyworker/json.h"
 #include "shm/chunk.h"
 
 typedef struct {
     PyTypeObject *shmbuf_type;   /* strong */
+    PyTypeObject *hdrs_type;     /* strong: RequestHeaders (headers.h) */
+    struct fa_json_cache json;   /* strong references inside */
     int slot;                    /* -1 outside serve mode */
     uint32_t gen;
     uint32_t n_http;
@@ -157,8 +161,75 @@ static PyObject *fa_worker_info(PyObject *mod, PyObject *Py_UNUSED(ignored))
                          "n_http", (unsigned long)st->n_http);
 }
 
+PyDoc_STRVAR(dumps_doc,
+"dumps(obj, /, default=None) -> bytes\n\n"
+"obj as JSON, UTF-8: the encoder that writes handlers' results into shared\n"
+"memory, here into a bytes object. The same bytes as\n"
+"json.dumps(obj, separators=(',', ':'), ensure_ascii=False,\n"
+"allow_nan=False).encode(), for what json encodes; besides, an object with a\n"
+"__json__() method is encoded as what that returns, a dataclass instance as\n"
+"an object of its fields, and anything else as what default(obj) returns\n"
+"(default: this call's, else the one set_json_default() set), if any.\n"
+"Errors name the path of the bad value, e.g. TypeError: Object of type set\n"
+"is not JSON serializable (at $.items[3].tags). NaN and infinities raise\n"
+"ValueError, and so does nesting deeper than 256 levels.");
+
+static PyObject *fa_dumps(PyObject *mod, PyObject *const *args, Py_ssize_t nargs,
+                          PyObject *kwnames)
+{
+    Py_ssize_t nkw = kwnames != NULL ? PyTuple_GET_SIZE(kwnames) : 0;
+    PyObject *deflt = nargs == 2 ? args[1] : NULL;   /* borrowed */
+
+    if (nargs < 1 || nargs > 2) {
+        PyErr_Format(PyExc_TypeError, "dumps() takes 1 or 2 positional arguments (%zd given)",
+                     nargs);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < nkw; i++) {
+        PyObject *name = PyTuple_GET_ITEM(kwnames, i);   /* borrowed */
+
+        if (deflt != NULL || !PyUnicode_Check(name) ||
+            PyUnicode_CompareWithASCIIString(name, "default") != 0) {
+            PyErr_Format(PyExc_TypeError, "dumps() got an unexpected or repeated keyword "
+                         "argument '%S'", name);
+            return NULL;
+        }
+        deflt = args[nargs + i];
+    }
+    if (deflt == Py_None)
+        deflt = NULL;
+    if (deflt != NULL && !PyCallable_Check(deflt)) {
+        PyErr_Format(PyExc_TypeError, "dumps(): default must be callable or None, not %s",
+                     Py_TYPE(deflt)->tp_name);
+        return NULL;
+    }
+    return fa_json_dumps(&pymod__state(mod)->json, args[0], deflt);
+}
+
+PyDoc_STRVAR(set_json_default_doc,
+"set_json_default(fn, /) -> None\n\n"
+"fn(obj) is called for a value the JSON encoder does not know (after\n"
+"__json__ and dataclasses) and what it returns is encoded instead; it raises\n"
+"TypeError to refuse. None removes it. Used for the bodies dispatch returns\n"
+"and by dumps() without its own default.");
+
+static PyObject *fa_set_json_default(PyObject *mod, PyObject *fn)
+{
+    fa_pymod_state *st = pymod__state(mod);
+
+    if (fn != Py_None && !PyCallable_Check(fn)) {
+        PyErr_Format(PyExc_TypeError, "set_json_default(): expected a callable or None, not %s",
+                     Py_TYPE(fn)->tp_name);
+        return NULL;
+    }
+    Py_XSETREF(st->json.default_fn, fn == Py_None ? NULL : Py_NewRef(fn));
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef pymod_methods[] = {
     {"worker_info", fa_worker_info, METH_NOARGS, worker_info_doc},
+    {"dumps", (PyCFunction)(void (*)(void))fa_dumps, METH_FASTCALL | METH_KEYWORDS, dumps_doc},
+    {"set_json_default", fa_set_json_default, METH_O, set_json_default_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -169,6 +240,16 @@ void fa_pymod_set_worker(PyObject *mod, int slot, uint32_t gen, uint32_t n_http)
     st->slot = slot;
     st->gen = gen;
     st->n_http = n_http;
+}
+
+struct fa_json_cache *fa_pymod_json(PyObject *mod)
+{
+    return &pymod__state(mod)->json;
+}
+
+PyTypeObject *fa_pymod_hdrs_type(PyObject *mod)
+{
+    return pymod__state(mod)->hdrs_type;
 }
 
 /* ------------------------------------------------------------------ */
@@ -182,11 +263,16 @@ static int pymod_exec(PyObject *mod)
     st->slot = -1;
     st->gen = 0;
     st->n_http = 0;
+    if (fa_json_cache_init(&st->json) < 0)
+        return -1;
     /* new; kept in the state, and the module gets its own reference */
     st->shmbuf_type = (PyTypeObject *)PyType_FromModuleAndSpec(mod, &shmbuf_spec, NULL);
     if (st->shmbuf_type == NULL)
         return -1;
     if (PyModule_AddType(mod, st->shmbuf_type) < 0)
+        return -1;
+    st->hdrs_type = (PyTypeObject *)PyType_FromModuleAndSpec(mod, &fa_hdrs_spec, NULL);   /* new */
+    if (st->hdrs_type == NULL || PyModule_AddType(mod, st->hdrs_type) < 0)
         return -1;
     return 0;
 }
@@ -195,8 +281,11 @@ static int pymod_traverse(PyObject *mod, visitproc visit, void *arg)
 {
     fa_pymod_state *st = pymod__state(mod);
 
-    if (st != NULL)
+    if (st != NULL) {
         Py_VISIT(st->shmbuf_type);
+        Py_VISIT(st->hdrs_type);
+        return fa_json_cache_traverse(&st->json, visit, arg);
+    }
     return 0;
 }
 
@@ -204,8 +293,11 @@ static int pymod_clear(PyObject *mod)
 {
     fa_pymod_state *st = pymod__state(mod);
 
-    if (st != NULL)
+    if (st != NULL) {
         Py_CLEAR(st->shmbuf_type);
+        Py_CLEAR(st->hdrs_type);
+        fa_json_cache_clear(&st->json);
+    }
     return 0;
 }
 

@@ -1,8 +1,9 @@
 /* module.h - `_fasterapi`, the built-in module of fasterapi-pyworker.
  *
- * The module gives the Python package what only the C side knows: for now
- * worker_info() (slot, generation, pid, HTTP worker count); later the C JSON
- * encoder. It also owns the heap type that exports a request body living in
+ * The module gives the Python package what only the C side knows:
+ * worker_info() (slot, generation, pid, HTTP worker count), and the C JSON
+ * encoder (json.h): dumps(obj, default=None) -> bytes and
+ * set_json_default(fn). It also owns the heap type that exports a request body living in
  * shared memory to Python (ShmBuffer, used by serve.c only; Python code never
  * creates one).
  *
@@ -17,6 +18,7 @@
 #include <stdint.h>
 
 struct fa_seg;
+struct fa_json_cache;
 
 #define FA_PYMOD_NAME "_fasterapi"
 
@@ -26,6 +28,13 @@ int fa_pymod_register(void);
 
 /* Records the worker identity that worker_info() reports (serve mode). */
 void fa_pymod_set_worker(PyObject *mod, int slot, uint32_t gen, uint32_t n_http);
+
+/* The JSON encoder's cache in the module state (borrowed pointer, valid
+ * while the module lives). */
+struct fa_json_cache *fa_pymod_json(PyObject *mod);
+
+/* The RequestHeaders type (headers.h), borrowed. */
+PyTypeObject *fa_pymod_hdrs_type(PyObject *mod);
 
 /* --- ShmBuffer: a read-only buffer exporter over a request body in shm ---
  *

@@ -3,23 +3,32 @@
  * One pass of the loop, for each HTTP worker h in turn:
  *
  *   request ring (h -> P) --pop <= 32--> descs[]     copies, validated here
- *     for each desc:  gen check -> fa_msg_iov -> msgpack head -> Python args
- *                     -> dispatch(...) -> free request chunks
- *                     -> msgpack response head + body into this slot's arena
+ *     for each desc:  gen check -> fa_msg_iov -> envelope head (envelope.c)
+ *                     -> Python args -> dispatch(...)
+ *                     -> response head + body into this slot's arena (a JSON
+ *                        body encoded in place by json.c, chunk by chunk)
  *                     -> reserve a slot in the response ring (P -> h)
+ *                     -> free the request chunks -> after-response hook, if
+ *                        any (its response published and rung first)
  *   commit the response rings, ring the HTTP workers' doorbells
  *
  * This process is the only consumer of its request rings and the only
  * producer of its response rings, so every ring handle below is private.
  * Memory orders live in shm/ (ring.h, chunk.h, doorbell.h).
  *
- * Steady state allocates no C memory: descriptors, iovecs, the msgpack zone,
- * the response scratch buffer and the body exporter are all reused. Python
- * objects for the call arguments come from CPython's allocators; method
- * strings are interned once and common header names are cached.
+ * Steady state allocates no C memory: descriptors, iovecs, the head buffer,
+ * the body exporter and the lazy headers object are all reused. Python
+ * objects for the call arguments come from CPython's allocators, with
+ * caches where requests repeat themselves: method strings interned once,
+ * header names, path/query/value strings and the client tuple kept from
+ * request to request (str and tuple are immutable), response header tuples
+ * checked once.
  */
 
 /* Python.h first (through these): it sets feature macros for libc headers. */
+#include "pyworker/envelope.h"
+#include "pyworker/headers.h"
+#include "pyworker/json.h"
 #include "pyworker/module.h"
 #include "pyworker/serve.h"
 
@@ -30,8 +39,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-#include <msgpack.h>
 
 #include "shm/chunk.h"
 #include "shm/doorbell.h"
@@ -47,7 +54,9 @@
 #define SERVE_STOP_WAIT_NS 5000000000ull /* stopping: wait that long for an HTTP worker */
 #define SERVE_HNAME_CACHE  128         /* header-name strings kept (power of two) */
 #define SERVE_HNAME_MAX    64          /* longer names are not cached */
-#define SERVE_ENVELOPE_MIN 9           /* request envelope array length */
+#define SERVE_STR_CACHE    256         /* decoded path/value strings kept (power of two) */
+#define SERVE_STR_MAX      96          /* longer ones are decoded each time */
+#define SERVE_PAIR_CACHE   16          /* response header tuples known good (power of two) */
 
 static const char *const serve_methods[] = {
     "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE",
@@ -56,6 +65,14 @@ static const char *const serve_methods[] = {
 
 struct serve_hname {
     PyObject *str;      /* strong; an ASCII lower-case name, or NULL */
+    uint32_t len;
+};
+
+/* A request string decoded before (path, query, header value): str objects
+ * are immutable, so the next request with the same bytes gets the same one
+ * instead of a decode, an allocation and a deallocation. */
+struct serve_str {
+    PyObject *str;      /* strong; latin-1 decoded (1-byte kind), or NULL */
     uint32_t len;
 };
 
@@ -80,18 +97,22 @@ struct serve {
     struct iovec *iov;            /* [n_chunks] */
     struct fa_desc descs[SERVE_BATCH];
 
-    msgpack_zone zone;            /* request head objects; cleared per request */
-    msgpack_sbuffer out;          /* response head scratch; size reset per request */
+    char *head;                   /* response head scratch: chunk_size bytes */
     char *gather;                 /* request head split across chunks */
     size_t gather_cap;
     char head500[64], head503[64];
     size_t head500_len, head503_len;
 
+    struct fa_json_cache *json;           /* the module's (module.h) */
     PyObject *methods[SERVE_N_METHODS];   /* strong, interned */
     PyObject *empty_bytes;                /* strong */
     PyObject *str_release;                /* strong, interned "release" */
     PyObject *shmbuf;                     /* strong idle exporter, or NULL */
-    PyObject *last_host;                  /* strong, or NULL */
+    PyObject *last_client;                /* strong (host, port) tuple, or NULL */
+    PyObject *hdrs;                       /* strong idle RequestHeaders, or NULL */
+    PyObject *pairs[SERVE_PAIR_CACHE];    /* strong: (name, value) tuples that passed the
+                                             checks (immutable: they still do) */
+    struct serve_str strs[SERVE_STR_CACHE];
     struct serve_hname hnames[SERVE_HNAME_CACHE];
 
     pid_t ppid;
@@ -271,87 +292,269 @@ static int serve__push(struct serve *s, uint32_t h, const struct fa_desc *d)
 
 static size_t serve__pack_error_head(char *buf, size_t cap, int status)
 {
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
     static const char ct[] = "content-type", tp[] = "text/plain; charset=utf-8";
-    size_t n;
+    struct fa_env_out o = {buf, buf + cap, 0};
 
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_array(&pk, 2);
-    msgpack_pack_int(&pk, status);
-    msgpack_pack_array(&pk, 2);
-    msgpack_pack_str_with_body(&pk, ct, sizeof(ct) - 1);
-    msgpack_pack_str_with_body(&pk, tp, sizeof(tp) - 1);
-    n = sb.size <= cap ? sb.size : 0;
-    if (n)
-        memcpy(buf, sb.data, n);
-    msgpack_sbuffer_destroy(&sb);
-    return n;
+    fa_env_put_array(&o, 2);
+    fa_env_put_uint(&o, (uint64_t)status);
+    fa_env_put_array(&o, 2);
+    fa_env_put_str(&o, ct, sizeof(ct) - 1);
+    fa_env_put_str(&o, tp, sizeof(tp) - 1);
+    return o.overflow ? 0 : (size_t)(o.p - buf);
 }
 
-/* Writes one response message (head whole in the first chunk, then the
- * body) into this slot's arena and queues its descriptor for HTTP worker h.
- * Waits while the arena is full (after publishing what is queued, so the
- * HTTP workers can send and free); after SERVE_ARENA_MAX_NS answers 503
- * instead. Returns the status actually queued, or -1 if the master is gone
- * (or, while stopping, HTTP worker h takes nothing any more). */
-static int serve__send(struct serve *s, const struct serve_req *rq, int status,
-                       const char *head, size_t hlen, const char *body, size_t blen)
+/* A chunk of this slot's arena is FREE, so that the next allocation will
+ * succeed: only this process takes FREE chunks. Usually the chunk at the
+ * cursor, where the allocation looks first. */
+static int serve__chunk_free(const struct serve *s)
 {
-    struct fa_msg_writer w;
-    struct fa_desc d;
-    uint64_t deadline = 0, since = 0;
-    void *p;
+    const struct fa_chunk_meta_sh *m = fa_seg_chunk_meta(s->seg, s->arena.id, s->arena.cursor);
 
-    for (;;) {
-        if (fa_msg_begin(&w, &s->arena) == 0) {
-            if ((p = fa_msg_reserve(&w, hlen)) != NULL) {
-                memcpy(p, head, hlen);
-                fa_msg_commit(&w, hlen);
-                if (blen == 0 || fa_msg_write(&w, body, blen) == 0) {
-                    fa_msg_end(&w, rq->h, s->gen, &d);
-                    break;
-                }
-            }
-            fa_msg_abort(&w);
-        }
+    if (atomic_load_explicit(&m->state, memory_order_relaxed) == FA_CHUNK_FREE)
+        return 1;
+    return fa_arena_count_free(s->seg, s->arena.id) > 0;
+}
+
+/* Waits until this slot's arena has a free chunk, publishing what is
+ * queued first (so the HTTP workers can send it and free its chunks).
+ * *since is 0 at the start of a wait. Returns 0 when a chunk is free, 1 when
+ * may_timeout and the wait has lasted SERVE_ARENA_MAX_NS (the caller answers
+ * 503), -1 if the master is gone (or, while stopping, HTTP worker h). */
+static int serve__wait_chunk(struct serve *s, uint32_t h, uint64_t *since, int may_timeout)
+{
+    while (!serve__chunk_free(s)) {
         serve__flush(s);
-        if (deadline == 0) {
-            since = serve__now_ns();
-            deadline = since + SERVE_ARENA_MAX_NS;
-        } else if (serve__stop_stuck(s, rq->h, since)) {
+        if (*since == 0)
+            *since = serve__now_ns();
+        else if (serve__stop_stuck(s, h, *since))
             return -1;
-        } else if (status != 503 && serve__now_ns() >= deadline) {
-            serve__log(s, "route %llu (%.*s %.*s): no free chunk in this worker's arena for "
-                       "%llu s (the HTTP workers are not freeing responses): answering 503",
-                       (unsigned long long)rq->route_id, (int)rq->method_len, rq->method,
-                       (int)rq->path_len, rq->path,
-                       (unsigned long long)(SERVE_ARENA_MAX_NS / 1000000000ull));
-            status = 503;
-            head = s->head503;
-            hlen = s->head503_len;
-            body = serve_body503;
-            blen = sizeof(serve_body503) - 1;
-        }
+        else if (may_timeout && serve__now_ns() - *since >= SERVE_ARENA_MAX_NS)
+            return 1;
         if (serve__nap(s, SERVE_ARENA_NAP_NS) < 0)
             return -1;
     }
+    return 0;
+}
+
+/* One response message being written: the head whole in the first chunk,
+ * then the body, spread over as many chunks as it takes. The body goes in
+ * through `out`, the JSON encoder's sink (json.h), whose runs are the rest
+ * of the current chunk; raw bodies use the same runs. */
+enum { OUT_OK, OUT_GONE, OUT_TIMEOUT, OUT_TOO_BIG };
+
+struct serve_out {
+    struct fa_json_out out;      /* first: out__more gets the serve_out back */
+    struct serve *s;
+    const struct serve_req *rq;
+    struct fa_msg_writer w;
+    char *base;                  /* start of the current run (reserved, not committed) */
+    uint32_t chunks;             /* chunks in the message */
+    uint64_t since;              /* start of the current wait for a chunk */
+    int why;                     /* OUT_*: why a run could not be had */
+};
+
+/* Reserves the rest of the current chunk as the run. */
+static void out__run(struct serve_out *k)
+{
+    size_t avail = k->w.a->size - k->w.used;
+
+    k->base = fa_msg_reserve(&k->w, avail);   /* cannot fail: it fits */
+    k->out.p = k->base;
+    k->out.end = k->base + avail;
+}
+
+/* The sink's more(): commits the run, and if fewer than `need` bytes are
+ * left in the chunk, chains a fresh one, waiting for one to be free.
+ * Fails (a Python exception set, k->why saying why) when the message would
+ * outgrow the arena, after SERVE_ARENA_MAX_NS of waiting, or when the
+ * master is gone. */
+static int out__more(struct fa_json_out *o, size_t need)
+{
+    struct serve_out *k = (struct serve_out *)o;
+    struct serve *s = k->s;
+    int r;
+
+    fa_msg_commit(&k->w, (size_t)(o->p - k->base));
+    if (k->w.a->size - k->w.used < need) {
+        if (k->chunks >= s->n_chunks) {
+            k->why = OUT_TOO_BIG;
+            PyErr_Format(PyExc_MemoryError, "the response is larger than this worker's "
+                         "arena (%u chunks of %u bytes)", s->n_chunks, s->chunk_size);
+            return -1;
+        }
+        if ((r = serve__wait_chunk(s, k->rq->h, &k->since, 1)) != 0) {
+            k->why = r < 0 ? OUT_GONE : OUT_TIMEOUT;
+            PyErr_SetString(PyExc_MemoryError, "no free chunk for the response");
+            return -1;
+        }
+        k->since = 0;
+        k->chunks++;
+        /* A fresh chunk (the allocation cannot fail now). */
+        if ((k->base = fa_msg_reserve(&k->w, k->w.a->size)) == NULL) {
+            k->why = OUT_TOO_BIG;
+            PyErr_SetString(PyExc_MemoryError, "chunk allocation failed");
+            return -1;
+        }
+        k->out.p = k->base;
+        k->out.end = k->base + k->w.a->size;
+        return 0;
+    }
+    out__run(k);
+    return 0;
+}
+
+static int out__write(struct serve_out *k, const char *p, size_t n)
+{
+    struct fa_json_out *o = &k->out;
+
+    while (n > 0) {
+        size_t room = (size_t)(o->end - o->p);
+
+        if (room == 0) {
+            if (out__more(o, 1) < 0)
+                return -1;
+            room = (size_t)(o->end - o->p);
+        }
+        if (room > n)
+            room = n;
+        memcpy(o->p, p, room);
+        o->p += room;
+        p += room;
+        n -= room;
+    }
+    return 0;
+}
+
+/* What a response body is made of: raw bytes, or a value to encode. */
+struct serve_body {
+    const char *raw;             /* when json == NULL */
+    size_t len;
+    PyObject *json;              /* borrowed, or NULL */
+};
+
+static int serve__send_error(struct serve *s, const struct serve_req *rq, int status);
+
+/* Logs why a JSON body could not be encoded (the pending exception: one
+ * line, plus the traceback when the app's code raised it) and clears it. */
+static void serve__log_encode_error(struct serve *s, const struct serve_req *rq)
+{
+    PyObject *type, *value, *tb, *text = NULL, *notes = NULL;
+
+    PyErr_Fetch(&type, &value, &tb);   /* new refs */
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (value != NULL) {
+        text = PyObject_Str(value);                             /* new */
+        notes = PyObject_GetAttrString(value, "__notes__");     /* new */
+    }
+    PyErr_Clear();
+    serve__log(s, "route %llu (%.*s %.*s): the response body cannot be encoded as JSON: "
+               "%s: %s%s%s: answering 500", (unsigned long long)rq->route_id,
+               (int)rq->method_len, rq->method, (int)rq->path_len, rq->path,
+               type != NULL ? ((PyTypeObject *)type)->tp_name : "?",
+               text != NULL ? PyUnicode_AsUTF8(text) : "?",
+               notes != NULL && PyList_Check(notes) && PyList_GET_SIZE(notes) > 0 ? " - " : "",
+               notes != NULL && PyList_Check(notes) && PyList_GET_SIZE(notes) > 0 &&
+               PyUnicode_Check(PyList_GET_ITEM(notes, 0))
+                   ? PyUnicode_AsUTF8(PyList_GET_ITEM(notes, 0)) : "");
+    PyErr_Clear();
+    Py_XDECREF(text);
+    Py_XDECREF(notes);
+    if (tb != NULL) {
+        /* Raised by the app's own code (a __json__ method, the default
+         * function): its traceback helps. */
+        PyErr_Restore(type, value, tb);   /* stolen */
+        PyErr_PrintEx(0);
+        return;
+    }
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+}
+
+/* Writes one response message into this slot's arena and queues its
+ * descriptor for HTTP worker h. Waits while the arena is full; a wait of
+ * SERVE_ARENA_MAX_NS answers 503 instead. A JSON body that cannot be
+ * encoded (logged) or outgrows the arena answers 500. Returns the status
+ * actually queued, or -1 if the master is gone (or, while stopping, HTTP
+ * worker h takes nothing any more). */
+static int serve__send(struct serve *s, const struct serve_req *rq, int status,
+                       const char *head, size_t hlen, const struct serve_body *body)
+{
+    struct serve_out k;
+    struct fa_desc d;
+    void *p;
+    int r;
+
+    k.out.more = out__more;
+    k.s = s;
+    k.rq = rq;
+    k.since = 0;
+    k.chunks = 1;
+    k.why = OUT_OK;
+    if ((r = serve__wait_chunk(s, rq->h, &k.since, status != 503)) != 0) {
+        k.why = r < 0 ? OUT_GONE : OUT_TIMEOUT;
+        goto timeout;
+    }
+    fa_msg_begin(&k.w, &s->arena);   /* cannot fail now */
+    if ((p = fa_msg_reserve(&k.w, hlen)) == NULL) {   /* hlen <= chunk_size: checked */
+        fa_msg_abort(&k.w);
+        return serve__send_error(s, rq, 500);
+    }
+    memcpy(p, head, hlen);
+    fa_msg_commit(&k.w, hlen);
+    out__run(&k);
+    if (body->json != NULL)
+        r = fa_json_encode(s->json, body->json, NULL, &k.out);
+    else
+        r = out__write(&k, body->raw, body->len);
+    if (r < 0) {
+        fa_msg_abort(&k.w);
+        if (k.why == OUT_OK) {
+            serve__log_encode_error(s, rq);
+            return serve__send_error(s, rq, 500);
+        }
+        PyErr_Clear();
+        if (k.why == OUT_TOO_BIG) {
+            serve__log(s, "route %llu (%.*s %.*s): the response body is larger than this "
+                       "worker's arena (%u chunks of %u bytes): answering 500",
+                       (unsigned long long)rq->route_id, (int)rq->method_len, rq->method,
+                       (int)rq->path_len, rq->path, s->n_chunks, s->chunk_size);
+            return serve__send_error(s, rq, 500);
+        }
+        goto timeout;
+    }
+    fa_msg_commit(&k.w, (size_t)(k.out.p - k.base));
+    fa_msg_end(&k.w, rq->h, s->gen, &d);
     d.token = rq->d->token;
     d.gen = s->gen;
     if (serve__push(s, rq->h, &d) < 0)
         return -1;
     serve__stat_add(&s->me->stats.bytes_out, d.len);
     return status;
+
+timeout:
+    if (k.why == OUT_GONE)
+        return -1;
+    serve__log(s, "route %llu (%.*s %.*s): no free chunk in this worker's arena for %llu s "
+               "(the HTTP workers are not freeing responses): answering 503",
+               (unsigned long long)rq->route_id, (int)rq->method_len, rq->method,
+               (int)rq->path_len, rq->path,
+               (unsigned long long)(SERVE_ARENA_MAX_NS / 1000000000ull));
+    return serve__send_error(s, rq, 503);
 }
 
 static int serve__send_error(struct serve *s, const struct serve_req *rq, int status)
 {
-    if (status == 503)
-        return serve__send(s, rq, 503, s->head503, s->head503_len,
-                           serve_body503, sizeof(serve_body503) - 1);
-    return serve__send(s, rq, 500, s->head500, s->head500_len,
-                       serve_body500, sizeof(serve_body500) - 1);
+    struct serve_body b;
+
+    b.json = NULL;
+    if (status == 503) {
+        b.raw = serve_body503;
+        b.len = sizeof(serve_body503) - 1;
+        return serve__send(s, rq, 503, s->head503, s->head503_len, &b);
+    }
+    b.raw = serve_body500;
+    b.len = sizeof(serve_body500) - 1;
+    return serve__send(s, rq, 500, s->head500, s->head500_len, &b);
 }
 
 /* A header name or value from the app: latin-1 text (1-byte kind), without
@@ -359,7 +562,17 @@ static int serve__send_error(struct serve *s, const struct serve_req *rq, int st
  * Returns the bytes (borrowed from the str) or NULL. */
 static const char *serve__header_text(PyObject *o, int is_name, Py_ssize_t *len)
 {
+    /* Bit 1: refused in a name (controls, space, ':', DEL); bit 2: refused
+     * in a value (CR, LF, NUL). */
+    static const unsigned char bad[256] = {
+        [0x00] = 3, [0x01] = 1, [0x02] = 1, [0x03] = 1, [0x04] = 1, [0x05] = 1, [0x06] = 1,
+        [0x07] = 1, [0x08] = 1, [0x09] = 1, [0x0a] = 3, [0x0b] = 1, [0x0c] = 1, [0x0d] = 3,
+        [0x0e] = 1, [0x0f] = 1, [0x10] = 1, [0x11] = 1, [0x12] = 1, [0x13] = 1, [0x14] = 1,
+        [0x15] = 1, [0x16] = 1, [0x17] = 1, [0x18] = 1, [0x19] = 1, [0x1a] = 1, [0x1b] = 1,
+        [0x1c] = 1, [0x1d] = 1, [0x1e] = 1, [0x1f] = 1, [' '] = 1, [':'] = 1, [0x7f] = 1,
+    };
     const unsigned char *p;
+    unsigned char mask = is_name ? 1 : 2, acc = 0;
     Py_ssize_t n;
 
     if (!PyUnicode_Check(o) || PyUnicode_READY(o) < 0 || PyUnicode_KIND(o) != PyUnicode_1BYTE_KIND)
@@ -368,35 +581,40 @@ static const char *serve__header_text(PyObject *o, int is_name, Py_ssize_t *len)
     n = PyUnicode_GET_LENGTH(o);
     if (is_name && n == 0)
         return NULL;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        unsigned char c = p[i];
-        if (c == '\r' || c == '\n' || c == '\0')
-            return NULL;
-        if (is_name && (c == ':' || c == ' ' || c == '\t' || c < 0x20 || c == 0x7f))
-            return NULL;
-    }
+    for (Py_ssize_t i = 0; i < n; i++)
+        acc |= bad[p[i]];
+    if (acc & mask)
+        return NULL;
     *len = n;
     return (const char *)p;
 }
 
 /* Encodes dispatch's result (borrowed) and sends it. Anything malformed is
- * logged and answered 500. Returns the status queued or -1 (master gone). */
-static int serve__respond(struct serve *s, const struct serve_req *rq, PyObject *result)
+ * logged and answered 500. *after (borrowed from result) is the 4th item
+ * when there is one and it is not None. Returns the status queued or -1
+ * (master gone). */
+static int serve__respond(struct serve *s, const struct serve_req *rq, PyObject *result,
+                          PyObject **after)
 {
-    msgpack_packer pk;
+    struct fa_env_out o;
     PyObject *st, *hdrs, *body;
-    Py_ssize_t nh;
+    struct serve_body b;
+    Py_buffer view;
+    Py_ssize_t nh, n;
     long status;
     const char *why;
-    size_t blen;
+    int rc;
 
-    if (!PyTuple_Check(result) || PyTuple_GET_SIZE(result) != 3) {
-        why = "expected a tuple (status, headers, body)";
+    *after = NULL;
+    if (!PyTuple_Check(result) || ((n = PyTuple_GET_SIZE(result)) != 3 && n != 4)) {
+        why = "expected a tuple (status, headers, body) or (status, headers, body, after)";
         goto bad;
     }
     st = PyTuple_GET_ITEM(result, 0);     /* borrowed */
     hdrs = PyTuple_GET_ITEM(result, 1);   /* borrowed */
     body = PyTuple_GET_ITEM(result, 2);   /* borrowed */
+    if (n == 4 && PyTuple_GET_ITEM(result, 3) != Py_None)
+        *after = PyTuple_GET_ITEM(result, 3);
     if (!PyLong_Check(st) || (status = PyLong_AsLong(st)) < 100 || status > 599) {
         PyErr_Clear();
         why = "status is not an int between 100 and 599";
@@ -406,22 +624,17 @@ static int serve__respond(struct serve *s, const struct serve_req *rq, PyObject 
         why = "headers is not a list of (name, value) tuples";
         goto bad;
     }
-    if (!PyBytes_Check(body)) {
-        why = PyUnicode_Check(body) ? "body is a str; the package must encode it to bytes"
-                                    : "body is not bytes";
-        goto bad;
-    }
-    blen = (size_t)PyBytes_GET_SIZE(body);
 
-    s->out.size = 0;
-    msgpack_packer_init(&pk, &s->out, msgpack_sbuffer_write);
+    o.p = s->head;
+    o.end = s->head + s->chunk_size;
+    o.overflow = 0;
     nh = PySequence_Fast_GET_SIZE(hdrs);
-    if (msgpack_pack_array(&pk, 2) || msgpack_pack_int(&pk, (int)status) ||
-        msgpack_pack_array(&pk, (size_t)nh * 2))
-        goto nomem;
+    fa_env_put_array(&o, 2);
+    fa_env_put_uint(&o, (uint64_t)status);
+    fa_env_put_array(&o, (uint32_t)(nh * 2));
     for (Py_ssize_t i = 0; i < nh; i++) {
         PyObject *item = PySequence_Fast_GET_ITEM(hdrs, i);   /* borrowed */
-        PyObject *name, *value;
+        PyObject *name, *value, **pair;
         const char *np, *vp;
         Py_ssize_t nl, vl;
 
@@ -435,80 +648,114 @@ static int serve__respond(struct serve *s, const struct serve_req *rq, PyObject 
             why = "a header is not a (name, value) pair";
             goto bad;
         }
-        if ((np = serve__header_text(name, 1, &nl)) == NULL) {
-            why = "a header name is not a latin-1 str token (no ':', whitespace, CR, LF)";
-            goto bad;
+        /* The package answers most requests with the same few header
+         * tuples: one seen good before is good still. */
+        pair = &s->pairs[((uintptr_t)item >> 4) & (SERVE_PAIR_CACHE - 1)];
+        if (*pair == item) {
+            np = (const char *)PyUnicode_1BYTE_DATA(name);
+            nl = PyUnicode_GET_LENGTH(name);
+            vp = (const char *)PyUnicode_1BYTE_DATA(value);
+            vl = PyUnicode_GET_LENGTH(value);
+        } else {
+            if ((np = serve__header_text(name, 1, &nl)) == NULL) {
+                why = "a header name is not a latin-1 str token (no ':', whitespace, CR, LF)";
+                goto bad;
+            }
+            if ((vp = serve__header_text(value, 0, &vl)) == NULL) {
+                why = "a header value is not a latin-1 str without CR, LF or NUL";
+                goto bad;
+            }
+            if (PyTuple_CheckExact(item) && PyUnicode_CheckExact(name) &&
+                PyUnicode_CheckExact(value))
+                Py_XSETREF(*pair, Py_NewRef(item));
         }
-        if ((vp = serve__header_text(value, 0, &vl)) == NULL) {
-            why = "a header value is not a latin-1 str without CR, LF or NUL";
-            goto bad;
-        }
-        if (msgpack_pack_str_with_body(&pk, np, (size_t)nl) ||
-            msgpack_pack_str_with_body(&pk, vp, (size_t)vl))
-            goto nomem;
+        fa_env_put_str(&o, np, (size_t)nl);
+        fa_env_put_str(&o, vp, (size_t)vl);
     }
-    if (s->out.size > s->chunk_size) {
-        serve__log(s, "route %llu (%.*s %.*s): response headers take %zu bytes, more than one "
-                   "%u-byte chunk: answering 500", (unsigned long long)rq->route_id,
+    if (o.overflow || nh > UINT32_MAX / 2) {
+        serve__log(s, "route %llu (%.*s %.*s): response headers take more than one %u-byte "
+                   "chunk: answering 500", (unsigned long long)rq->route_id,
                    (int)rq->method_len, rq->method, (int)rq->path_len, rq->path,
-                   s->out.size, s->chunk_size);
+                   s->chunk_size);
         return serve__send_error(s, rq, 500);
     }
-    if ((s->out.size + blen + s->chunk_size - 1) / s->chunk_size > s->n_chunks) {
+
+    /* bytes, bytearray, memoryview: copied as they are. Anything else is
+     * a value the encoder writes as JSON straight into the chunks. */
+    b.json = NULL;
+    view.obj = NULL;
+    if (PyBytes_CheckExact(body)) {
+        b.raw = PyBytes_AS_STRING(body);
+        b.len = (size_t)PyBytes_GET_SIZE(body);
+    } else if (PyBytes_Check(body) || PyByteArray_Check(body) || PyMemoryView_Check(body)) {
+        if (PyObject_GetBuffer(body, &view, PyBUF_SIMPLE) < 0) {
+            PyErr_Clear();
+            why = "body is a memoryview that is released or not contiguous";
+            goto bad;
+        }
+        b.raw = view.buf;
+        b.len = (size_t)view.len;
+    } else {
+        b.json = body;
+        b.raw = NULL;
+        b.len = 0;
+    }
+    if (b.json == NULL &&
+        ((size_t)(o.p - s->head) + b.len + s->chunk_size - 1) / s->chunk_size > s->n_chunks) {
         serve__log(s, "route %llu (%.*s %.*s): a %zu-byte response cannot fit in this worker's "
                    "arena (%u chunks of %u bytes): answering 500",
                    (unsigned long long)rq->route_id, (int)rq->method_len, rq->method,
-                   (int)rq->path_len, rq->path, blen, s->n_chunks, s->chunk_size);
-        return serve__send_error(s, rq, 500);
+                   (int)rq->path_len, rq->path, b.len, s->n_chunks, s->chunk_size);
+        rc = serve__send_error(s, rq, 500);
+    } else {
+        rc = serve__send(s, rq, (int)status, s->head, (size_t)(o.p - s->head), &b);
     }
-    return serve__send(s, rq, (int)status, s->out.data, s->out.size,
-                       PyBytes_AS_STRING(body), blen);
+    if (view.obj != NULL)
+        PyBuffer_Release(&view);
+    return rc;
 
 bad:
+    *after = NULL;
     serve__log(s, "route %llu (%.*s %.*s): dispatch returned a malformed response (%s): "
                "answering 500", (unsigned long long)rq->route_id, (int)rq->method_len,
                rq->method, (int)rq->path_len, rq->path, why);
     return serve__send_error(s, rq, 500);
-nomem:
-    serve__log(s, "out of memory encoding a response: answering 500");
-    return serve__send_error(s, rq, 500);
+}
+
+/* Runs an after-response hook (borrowed), once its response is published
+ * and the HTTP worker woken. Its exceptions are logged, never fatal. */
+static void serve__after(struct serve *s, const struct serve_req *rq, PyObject *after)
+{
+    PyObject *r;
+
+    serve__flush(s);
+    if ((r = PyObject_CallNoArgs(after)) == NULL) {   /* new */
+        char what[256];
+
+        snprintf(what, sizeof(what), "route %llu (%.*s %.*s): the after-response hook raised "
+                 "(the response was already sent):", (unsigned long long)rq->route_id,
+                 (int)rq->method_len, rq->method, (int)rq->path_len, rq->path);
+        serve__print_exception(s, what);
+        return;
+    }
+    Py_DECREF(r);
 }
 
 /* ------------------------------------------------------------------ */
 /* Requests                                                             */
 /* ------------------------------------------------------------------ */
 
-static inline int serve__mp_str(const msgpack_object *o, const char **p, uint32_t *n)
+/* Parses the envelope head from the message's iovecs into *e (its strings
+ * point into shm or into s->gather, valid until the next call). 0, or -1 if
+ * malformed (*why says how). */
+static int serve__parse_head(struct serve *s, int niov, struct fa_env *e, const char **why)
 {
-    if (o->type == MSGPACK_OBJECT_STR) {
-        *p = o->via.str.ptr;
-        *n = o->via.str.size;
-        return 0;
-    }
-    if (o->type == MSGPACK_OBJECT_BIN) {
-        *p = o->via.bin.ptr;
-        *n = o->via.bin.size;
-        return 0;
-    }
-    return -1;
-}
+    size_t have = 0;
+    int r;
 
-/* Parses the envelope head from the message's iovecs. On success *o holds
- * the array (its strings point into shm or into s->gather, valid until the
- * next call) and *head_len its size in bytes. -1 if malformed. */
-static int serve__unpack_head(struct serve *s, int niov, msgpack_object *o, size_t *head_len)
-{
-    msgpack_unpack_return r;
-    size_t off = 0, have = 0;
-
-    msgpack_zone_clear(&s->zone);
-    r = msgpack_unpack(s->iov[0].iov_base, s->iov[0].iov_len, &off, &s->zone, o);
-    if (r == MSGPACK_UNPACK_SUCCESS || r == MSGPACK_UNPACK_EXTRA_BYTES) {
-        *head_len = off;
-        return 0;
-    }
-    if (r != MSGPACK_UNPACK_CONTINUE)
-        return -1;
+    r = fa_env_parse(s->iov[0].iov_base, s->iov[0].iov_len, e, why);
+    if (r != -2)
+        return r;
     /* The head spans chunks (huge headers): gather chunk by chunk into the
      * scratch buffer until it parses. Rare; bounded by the message size. */
     for (int k = 0; k < niov; k++) {
@@ -520,8 +767,10 @@ static int serve__unpack_head(struct serve *s, int niov, msgpack_object *o, size
 
             while (cap < need)
                 cap *= 2;
-            if ((g = realloc(s->gather, cap)) == NULL)
+            if ((g = realloc(s->gather, cap)) == NULL) {
+                *why = "out of memory gathering a head that spans chunks";
                 return -1;
+            }
             s->gather = g;
             s->gather_cap = cap;
         }
@@ -529,16 +778,11 @@ static int serve__unpack_head(struct serve *s, int niov, msgpack_object *o, size
         have = need;
         if (k == 0)
             continue;
-        off = 0;
-        msgpack_zone_clear(&s->zone);
-        r = msgpack_unpack(s->gather, have, &off, &s->zone, o);
-        if (r == MSGPACK_UNPACK_SUCCESS || r == MSGPACK_UNPACK_EXTRA_BYTES) {
-            *head_len = off;
-            return 0;
-        }
-        if (r != MSGPACK_UNPACK_CONTINUE)
-            return -1;
+        r = fa_env_parse(s->gather, have, e, why);
+        if (r != -2)
+            return r;
     }
+    *why = "the head is cut short by the end of the message";
     return -1;
 }
 
@@ -597,17 +841,71 @@ static PyObject *serve__method(struct serve *s, const char *p, uint32_t n)
     return PyUnicode_DecodeLatin1(p, n, NULL);
 }
 
-static PyObject *serve__host(struct serve *s, const char *p, uint32_t n)
+/* A cheap hash for serve__str: the length and the first and last eight
+ * bytes. Collisions only cost a miss (the bytes are compared). */
+static inline uint32_t serve__str_hash(const char *p, uint32_t n)
 {
-    PyObject *h = s->last_host;
+    uint64_t a = 0, b = 0, h;
 
-    if (h != NULL && (uint32_t)PyUnicode_GET_LENGTH(h) == n &&
-        memcmp(PyUnicode_1BYTE_DATA(h), p, n) == 0)
-        return Py_NewRef(h);
-    h = PyUnicode_DecodeLatin1(p, n, NULL);
-    if (h != NULL && PyUnicode_KIND(h) == PyUnicode_1BYTE_KIND)
-        Py_XSETREF(s->last_host, Py_NewRef(h));
-    return h;
+    if (n >= 8) {
+        memcpy(&a, p, 8);
+        memcpy(&b, p + n - 8, 8);
+    } else {
+        for (uint32_t i = 0; i < n; i++)
+            a = a << 8 | (unsigned char)p[i];
+    }
+    h = (a * 0x9e3779b97f4a7c15ull) ^ (b * 0xc2b2ae3d27d4eb4full) ^ n;
+    return (uint32_t)(h >> 32) ^ (uint32_t)h;
+}
+
+/* New reference to the str of latin-1 bytes p[0..n), from the cache when
+ * the same bytes came before; NULL with an exception set. */
+static PyObject *serve__str(struct serve *s, const char *p, uint32_t n)
+{
+    struct serve_str *e;
+    PyObject *str;
+
+    if (n == 0 || n > SERVE_STR_MAX)
+        return PyUnicode_DecodeLatin1(p, n, NULL);
+    e = &s->strs[serve__str_hash(p, n) & (SERVE_STR_CACHE - 1)];
+    if (e->str != NULL && e->len == n && memcmp(PyUnicode_1BYTE_DATA(e->str), p, n) == 0)
+        return Py_NewRef(e->str);
+    str = PyUnicode_DecodeLatin1(p, n, NULL);   /* new */
+    if (str != NULL) {
+        Py_XSETREF(e->str, Py_NewRef(str));
+        e->len = n;
+    }
+    return str;
+}
+
+/* New reference to the (host, port) tuple, the previous request's when it
+ * is the same client (a keep-alive connection); NULL with an exception set. */
+static PyObject *serve__client(struct serve *s, const char *p, uint32_t n, uint32_t port)
+{
+    PyObject *c = s->last_client, *host, *pt;
+
+    if (c != NULL) {
+        host = PyTuple_GET_ITEM(c, 0);
+        if ((uint32_t)PyUnicode_GET_LENGTH(host) == n &&
+            memcmp(PyUnicode_1BYTE_DATA(host), p, n) == 0 &&
+            PyLong_AsUnsignedLong(PyTuple_GET_ITEM(c, 1)) == port)
+            return Py_NewRef(c);
+    }
+    if ((host = serve__str(s, p, n)) == NULL)                    /* new */
+        return NULL;
+    if ((pt = PyLong_FromUnsignedLong(port)) == NULL) {          /* new */
+        Py_DECREF(host);
+        return NULL;
+    }
+    if ((c = PyTuple_New(2)) == NULL) {                         /* new */
+        Py_DECREF(host);
+        Py_DECREF(pt);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(c, 0, host);   /* stolen */
+    PyTuple_SET_ITEM(c, 1, pt);     /* stolen */
+    Py_XSETREF(s->last_client, Py_NewRef(c));
+    return c;
 }
 
 /* The body as the handler sees it. Sets *view to the memoryview when it is
@@ -694,86 +992,86 @@ static void serve__release_body(struct serve *s, const struct serve_req *rq, PyO
     fa_msg_free(s->seg, arena, rq->d->chunk);
 }
 
+/* Ends the request's use of the lazy headers, before its chunks are freed:
+ * built now if the app kept them (then the object is the app's: a new one
+ * serves the next request). */
+static void serve__hdrs_end(struct serve *s)
+{
+    int r;
+
+    if (s->hdrs == NULL)
+        return;
+    if ((r = fa_hdrs_disarm(s->hdrs)) < 0)
+        serve__print_exception(s, "building the request headers that the handler kept failed "
+                               "(they read as empty):");
+    if (r != 0)
+        Py_CLEAR(s->hdrs);
+}
+
 /* Serves one validated request. Returns the response status, or -1 if the
  * master (or, while stopping, the HTTP worker) is gone. The request chunks are freed (or handed over) on every
  * path. */
 static int serve__call(struct serve *s, struct serve_req *rq, int niov)
 {
-    msgpack_object env, *a;
-    size_t head_len;
+    struct fa_env env;
+    const unsigned char *it;
     const char *p;
     uint32_t n;
     PyObject *stack[9] = {NULL};       /* stack[0]: room for PY_VECTORCALL_ARGUMENTS_OFFSET */
     PyObject **args = stack + 1;
-    PyObject *view = NULL, *result = NULL, *t;
+    PyObject *view = NULL, *result = NULL, *after = NULL, *t;
     const char *why = NULL;
     int status;
 
-    if (serve__unpack_head(s, niov, &env, &head_len) < 0 || env.type != MSGPACK_OBJECT_ARRAY ||
-        env.via.array.size < SERVE_ENVELOPE_MIN) {
-        why = "the head is not a msgpack array of 9";
+    if (serve__parse_head(s, niov, &env, &why) < 0)
         goto bad_envelope;
-    }
-    a = env.via.array.ptr;
-    if (a[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
-        why = "route id is not an unsigned int";
-        goto bad_envelope;
-    }
-    rq->route_id = a[0].via.u64;
-    if (serve__mp_str(&a[1], &rq->method, &rq->method_len) < 0 ||
-        serve__mp_str(&a[2], &rq->path, &rq->path_len) < 0) {
-        why = "method or path is not a string";
-        goto bad_envelope;
-    }
-    if (a[4].type != MSGPACK_OBJECT_ARRAY || a[5].type != MSGPACK_OBJECT_ARRAY ||
-        (a[5].via.array.size & 1) != 0 || a[7].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
-        a[7].via.u64 > 65535) {
-        why = "params, headers or client port has the wrong type";
-        goto bad_envelope;
-    }
+    rq->route_id = env.route_id;
+    /* For --timeout: the master reads which route runs (layout.h, fa_current_sh). */
+    atomic_store_explicit(&s->me->current.route_id, (uint32_t)env.route_id, memory_order_relaxed);
+    rq->method = env.method;
+    rq->method_len = env.method_len;
+    rq->path = env.path;
+    rq->path_len = env.path_len;
 
     /* The arguments: each a new reference, released below or at `fail`. */
     if ((args[0] = PyLong_FromUnsignedLongLong(rq->route_id)) == NULL ||
         (args[1] = serve__method(s, rq->method, rq->method_len)) == NULL ||
-        (args[2] = PyUnicode_DecodeLatin1(rq->path, rq->path_len, NULL)) == NULL)
+        (args[2] = serve__str(s, rq->path, rq->path_len)) == NULL)
         goto pyerr;
     /* From here on the log lines read method and path from the str objects
      * (1-byte kind: decoded from latin-1), kept until the response is sent:
      * the request chunks are freed before that. */
     rq->method = (const char *)PyUnicode_1BYTE_DATA(args[1]);
     rq->path = (const char *)PyUnicode_1BYTE_DATA(args[2]);
-    if (serve__mp_str(&a[3], &p, &n) < 0) {
-        why = "query is not a string";
-        goto bad_envelope;
-    }
-    if ((args[3] = PyUnicode_DecodeLatin1(p, n, NULL)) == NULL)
+    if ((args[3] = serve__str(s, env.query, env.query_len)) == NULL ||
+        (args[4] = PyTuple_New(env.n_params)) == NULL)
         goto pyerr;
-    if ((args[4] = PyTuple_New(a[4].via.array.size)) == NULL)
-        goto pyerr;
-    for (uint32_t i = 0; i < a[4].via.array.size; i++) {
-        if (serve__mp_str(&a[4].via.array.ptr[i], &p, &n) < 0) {
-            why = "a path parameter is not a string";
-            goto bad_envelope;
-        }
+    it = env.params;
+    for (uint32_t i = 0; i < env.n_params; i++) {
+        it = fa_env_str(&env, it, &p, &n);
         if ((t = PyUnicode_DecodeLatin1(p, n, NULL)) == NULL)
             goto pyerr;
         PyTuple_SET_ITEM(args[4], i, t);   /* stolen */
     }
-    if ((args[5] = PyList_New(a[5].via.array.size / 2)) == NULL)
+    if (s->cfg->lazy_headers) {
+        if (s->hdrs == NULL && (s->hdrs = fa_hdrs_new(fa_pymod_hdrs_type(s->cfg->module))) == NULL)
+            goto pyerr;
+        fa_hdrs_arm(s->hdrs, &env);
+        args[5] = Py_NewRef(s->hdrs);
+    } else if ((args[5] = PyList_New(env.n_headers)) == NULL) {
         goto pyerr;
-    for (uint32_t i = 0; i < a[5].via.array.size / 2; i++) {
+    }
+    it = env.headers;
+    for (uint32_t i = 0; i < env.n_headers && !s->cfg->lazy_headers; i++) {
         const char *vp;
         uint32_t vn;
         PyObject *name, *value;
 
-        if (serve__mp_str(&a[5].via.array.ptr[2 * i], &p, &n) < 0 ||
-            serve__mp_str(&a[5].via.array.ptr[2 * i + 1], &vp, &vn) < 0) {
-            why = "a header name or value is not a string";
-            goto bad_envelope;
-        }
+        it = fa_env_str(&env, it, &p, &n);
+        it = fa_env_str(&env, it, &vp, &vn);
         if ((name = serve__hname(s, p, n)) == NULL)
             goto pyerr;
-        if ((value = PyUnicode_DecodeLatin1(vp, vn, NULL)) == NULL) {
+        if ((value = serve__str(s, vp, vn)) == NULL) {
             Py_DECREF(name);
             goto pyerr;
         }
@@ -786,19 +1084,9 @@ static int serve__call(struct serve *s, struct serve_req *rq, int niov)
         PyTuple_SET_ITEM(t, 1, value);     /* stolen */
         PyList_SET_ITEM(args[5], i, t);    /* stolen */
     }
-    if (serve__mp_str(&a[6], &p, &n) < 0) {
-        why = "client host is not a string";
-        goto bad_envelope;
-    }
-    if ((args[6] = PyTuple_New(2)) == NULL)
+    if ((args[6] = serve__client(s, env.host, env.host_len, env.port)) == NULL)
         goto pyerr;
-    if ((t = serve__host(s, p, n)) == NULL)
-        goto pyerr;
-    PyTuple_SET_ITEM(args[6], 0, t);       /* stolen */
-    if ((t = PyLong_FromUnsignedLong((unsigned long)a[7].via.u64)) == NULL)
-        goto pyerr;
-    PyTuple_SET_ITEM(args[6], 1, t);       /* stolen */
-    if ((args[7] = serve__body(s, niov, head_len, rq->d->len, &view)) == NULL)
+    if ((args[7] = serve__body(s, niov, env.head_len, rq->d->len, &view)) == NULL)
         goto pyerr;
     serve__stat_add(&s->me->stats.bytes_in, rq->d->len);
 
@@ -809,6 +1097,18 @@ static int serve__call(struct serve *s, struct serve_req *rq, int niov)
     Py_CLEAR(args[0]);
     for (int i = 3; i < 7; i++)
         Py_CLEAR(args[i]);
+    /* The response is written while the request body is still valid: a
+     * body that is a view of it is copied from where it lies. */
+    if (result == NULL) {
+        status = serve__send_error(s, rq, 500);
+    } else {
+        status = serve__respond(s, rq, result, &after);
+        /* The result goes first: a body that was a slice of the request
+         * body must not count as a view the handler kept. */
+        Py_XINCREF(after);
+        Py_CLEAR(result);
+    }
+    serve__hdrs_end(s);
     if (view != NULL) {
         args[7] = NULL;                    /* the reference goes to release_body */
         serve__release_body(s, rq, view);
@@ -816,12 +1116,9 @@ static int serve__call(struct serve *s, struct serve_req *rq, int niov)
         Py_CLEAR(args[7]);                 /* a bytes body */
         fa_msg_free(s->seg, fa_seg_http_arena(s->seg, rq->h), rq->d->chunk);
     }
-    if (result == NULL) {
-        status = serve__send_error(s, rq, 500);
-    } else {
-        status = serve__respond(s, rq, result);
-        Py_DECREF(result);
-    }
+    if (status >= 0 && after != NULL)
+        serve__after(s, rq, after);
+    Py_XDECREF(after);
     Py_DECREF(args[1]);
     Py_DECREF(args[2]);
     return status;
@@ -835,6 +1132,8 @@ bad_envelope:
 fail:
     /* The body (args[7]) is built last and nothing fails after it, so no
      * view exists here. */
+    Py_CLEAR(args[5]);
+    serve__hdrs_end(s);
     fa_msg_free(s->seg, fa_seg_http_arena(s->seg, rq->h), rq->d->chunk);
     if (args[2] == NULL)
         rq->method_len = rq->path_len = 0;   /* they pointed into the freed chunks */
@@ -845,8 +1144,10 @@ fail:
 }
 
 /* Handles one popped descriptor from HTTP worker h. 0, or -1 if the master
- * is gone (or, while stopping, the HTTP worker). */
-static int serve__one(struct serve *s, uint32_t h, const struct fa_desc *d, uint32_t *stale)
+ * is gone (or, while stopping, the HTTP worker). Never inlined: one symbol
+ * per request for profilers (valgrind --tool=callgrind
+ * --toggle-collect=serve__one counts a request's instructions exactly). */
+static __attribute__((noinline)) int serve__one(struct serve *s, uint32_t h, const struct fa_desc *d, uint32_t *stale)
 {
     struct serve_req rq = {.h = h, .d = d};
     uint64_t t0, t1;
@@ -865,7 +1166,13 @@ static int serve__one(struct serve *s, uint32_t h, const struct fa_desc *d, uint
         return 0;
     }
     t0 = serve__now_ns();
+    /* The request running now, for the master's --timeout: start_ns last
+     * (release), 0 again when the handler is done. */
+    atomic_store_explicit(&s->me->current.http, h, memory_order_relaxed);
+    atomic_store_explicit(&s->me->current.token, d->token, memory_order_relaxed);
+    atomic_store_explicit(&s->me->current.start_ns, t0, memory_order_release);
     status = serve__call(s, &rq, niov);
+    atomic_store_explicit(&s->me->current.start_ns, 0, memory_order_relaxed);
     if (status < 0)
         return -1;
     t1 = serve__now_ns();
@@ -949,10 +1256,10 @@ static int serve__init(struct serve *s, const struct fa_serve_config *cfg)
         fa_ring_init(&s->resp[h], fa_seg_resp_ring(s->seg, h, cfg->slot), hdr->ring_cap);
     }
     fa_arena_init(&s->arena, s->seg, fa_seg_py_arena(s->seg, cfg->slot), s->self, cfg->gen);
+    s->json = fa_pymod_json(cfg->module);
 
-    if (!msgpack_zone_init(&s->zone, 8192))
+    if ((s->head = malloc(s->chunk_size)) == NULL)
         goto nomem;
-    msgpack_sbuffer_init(&s->out);
     if ((s->head500_len = serve__pack_error_head(s->head500, sizeof(s->head500), 500)) == 0 ||
         (s->head503_len = serve__pack_error_head(s->head503, sizeof(s->head503), 503)) == 0)
         goto nomem;
@@ -982,10 +1289,13 @@ static void serve__fini(struct serve *s)
     Py_CLEAR(s->empty_bytes);
     Py_CLEAR(s->str_release);
     Py_CLEAR(s->shmbuf);
-    Py_CLEAR(s->last_host);
-    msgpack_sbuffer_destroy(&s->out);
-    if (s->zone.chunk_list.head != NULL)
-        msgpack_zone_destroy(&s->zone);
+    Py_CLEAR(s->last_client);
+    Py_CLEAR(s->hdrs);
+    for (size_t i = 0; i < SERVE_PAIR_CACHE; i++)
+        Py_CLEAR(s->pairs[i]);
+    for (size_t i = 0; i < SERVE_STR_CACHE; i++)
+        Py_CLEAR(s->strs[i].str);
+    free(s->head);
     free(s->gather);
     free(s->iov);
     free(s->resp_dirty);

@@ -22,6 +22,8 @@ struct fa_serve_config {
     PyObject *dispatch;           /* borrowed: fasterapi._boot.load()'s result */
     PyObject *module;             /* borrowed: the _fasterapi module */
     volatile sig_atomic_t *stop;  /* set by the SIGTERM handler */
+    int lazy_headers;             /* fasterapi._boot.LAZY_HEADERS: headers as a
+                                     RequestHeaders (headers.h), not a list */
 };
 
 /* Runs until *stop is set and every request ring is empty (everything popped

@@ -1,11 +1,35 @@
-/* conn.c - client connections: read, parse, queue answers in request order,
- * write them with writev (shm body pieces included), keep-alive, pipelining.
+/* conn.c - client connections: read, parse, route, queue answers in request
+ * order, write them (head and shm body pieces with writev, file parts with
+ * sendfile), keep-alive, pipelining, timeouts, the connection limit.
  *
  * Each connection owns a FIFO of struct fa_resp, one per request, in the
  * order the requests arrived. Python answers may come back in any order; a
  * response is written only once every response before it is out. When the
  * FIFO reaches cfg->max_pipeline the parser pauses and reading stops, so a
  * client cannot make us queue unbounded work.
+ *
+ * Where each route kind is answered:
+ *   404, 405, static, files, metrics   on_head (any body is read and dropped)
+ *   native                             on_complete, with the whole body
+ *   python                             dispatch.c, envelope built from on_head on
+ *
+ * c->cur is the answer of the message being parsed while its body is still
+ * needed (Python, native); it is never READY, so it cannot be written and
+ * freed under the parser's feet. A message answered early has c->cur NULL
+ * and c->answered set.
+ *
+ * Timeouts: one libevent timer per connection, re-armed only when what it
+ * waits for changes (conn__timer_update), with libevent common timeouts
+ * (a queue per duration, O(1) add/remove) so that thousands of idle
+ * connections cost nothing to the others:
+ *   T_HEAD  a request head is due: from accept or from its first byte,
+ *           header_timeout for the whole head; then 408 and close (a new
+ *           connection that sent nothing is just closed)
+ *   T_BODY  body_timeout without a byte read; then 408 and close
+ *   T_IDLE  keep-alive between requests, keepalive_timeout; then close
+ *   T_SEND  body_timeout without a byte written to a client that does not
+ *           read; then close
+ * and none while the connection waits for our own answers.
  */
 #include "config.h"
 
@@ -15,41 +39,97 @@
 #include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 #include <event2/event.h>
 
+#include "worker/accesslog.h"
 #include "worker/conn.h"
+#include "worker/files.h"
+#include "worker/metrics.h"
+#include "worker/native.h"
 #include "worker/respond.h"
 #include "worker/router.h"
+#include "worker/static.h"
 #include "worker/util.h"
 
 #define CONN_RBUF 16384
 #define CONN_MAX_IOV 64
 
+enum { T_NONE = 0, T_HEAD, T_BODY, T_IDLE, T_SEND, T_LINGER, T_KINDS };
+
+/* After the last response, reading goes on (and is discarded) this long at
+ * most, so that the client reads our answer before a reset (see
+ * conn__finish). */
+#define CONN_LINGER_SECS 2
+
 struct fa_conn {
     struct fa_worker *w;
     struct fa_conn *prev, *next;  /* w->conns */
     int fd;
-    struct event *ev_read, *ev_write;
+    struct event *ev_read, *ev_write, *ev_timer;
     struct fa_http *http;
     char *rbuf;
     size_t rlen;
     struct fa_resp *q_head, *q_tail;
     uint32_t q_len;
-    struct fa_resp *cur;      /* answer of the message being parsed */
+    struct fa_resp *cur;      /* answer of the message being parsed, while its body is needed */
+    bool answered;            /* the message being parsed is already answered */
+    bool msg_keep;            /* ... and the connection stays open after it */
     bool reading;             /* ev_read armed */
     bool paused;              /* parser paused: pipeline full */
     bool closing;             /* no more requests will be read */
+    bool served;              /* a request has begun: idle now means keep-alive idle */
+    bool wblocked;            /* a write hit EAGAIN: ev_write armed */
+    bool peer_eof;            /* the client closed its side */
+    bool lingering;           /* all said: draining input until EOF (conn__finish) */
+    uint8_t tmode;            /* what ev_timer is armed for (T_*) */
+    uint64_t read_at, write_at;  /* last progress, CLOCK_MONOTONIC ns */
+    /* native routes: the message's route, head and match, and its body */
+    const struct fa_route *route;
+    const struct fa_http_req *req;
+    struct fa_match match;
+    char *body;
+    size_t body_len, body_cap;
     char host[INET6_ADDRSTRLEN];
     uint16_t port;
 };
 
 static void conn__read_cb(int fd, short what, void *arg);
 static void conn__write_cb(int fd, short what, void *arg);
+static void conn__timer_cb(int fd, short what, void *arg);
 static void conn__flush(struct fa_conn *c);
+static void conn__finish(struct fa_conn *c);
 static void conn__close(struct fa_conn *c);
+
+/* Durations of the timer kinds, as libevent common timeouts (one set per
+ * process: one worker per process). */
+static const struct timeval *conn__tv[T_KINDS];
+
+static uint32_t conn__secs(const struct fa_worker *w, int mode)
+{
+    switch (mode) {
+    case T_HEAD: return w->cfg->header_timeout;
+    case T_BODY: return w->cfg->body_timeout;
+    case T_IDLE: return w->cfg->keepalive_timeout;
+    case T_SEND: return w->cfg->body_timeout;
+    case T_LINGER: return CONN_LINGER_SECS;
+    default: return 0;
+    }
+}
+
+static void conn__timers_init(struct fa_worker *w)
+{
+    if (conn__tv[T_HEAD])
+        return;
+    for (int m = T_HEAD; m < T_KINDS; m++) {
+        struct timeval tv = {conn__secs(w, m), 0};
+        conn__tv[m] = event_base_init_common_timeout(w->base, &tv);
+    }
+}
 
 static void conn__stop_reading(struct fa_conn *c)
 {
@@ -65,6 +145,37 @@ static void conn__start_reading(struct fa_conn *c)
         event_add(c->ev_read, NULL);
         c->reading = true;
     }
+}
+
+/* What the connection waits for now (see the top of the file). */
+static int conn__want_timer(const struct fa_conn *c)
+{
+    if (c->lingering)
+        return T_LINGER;
+    if (c->wblocked)
+        return T_SEND;
+    if (c->closing || c->paused)
+        return T_NONE;
+    if (c->cur || (c->answered && fa_http_in_message(c->http)))
+        return T_BODY;
+    if (fa_http_in_message(c->http) || c->rlen > 0)
+        return T_HEAD;
+    if (c->q_head)
+        return T_NONE;
+    return c->served ? T_IDLE : T_HEAD;
+}
+
+static void conn__timer_update(struct fa_conn *c)
+{
+    int want = conn__want_timer(c);
+    if (want == c->tmode && (want != T_NONE || !evtimer_pending(c->ev_timer, NULL)))
+        return;
+    c->tmode = (uint8_t)want;
+    if (want == T_NONE || conn__secs(c->w, want) == 0) {
+        event_del(c->ev_timer);
+        return;
+    }
+    event_add(c->ev_timer, conn__tv[want]);
 }
 
 static struct fa_resp *conn__push_resp(struct fa_conn *c)
@@ -88,8 +199,45 @@ void fa_resp_free(struct fa_worker *w, struct fa_resp *r)
         fa_msg_free(w->seg, fa_seg_py_arena(w->seg, r->py_slot), r->resp_first);
     if (r->iov != r->iov_inline)
         free(r->iov);
+    if (r->file)
+        close(r->file_fd);
+    if (r->alog)
+        fa_accesslog_free(r->alog);
+    free(r->owned);
     free(r->hbuf);
     free(r);
+}
+
+/* Fails the message being parsed (or, between messages, the connection)
+ * with status, then closes once the answers before it are out; nothing
+ * more is read or parsed. A message that already has its answer gets no
+ * second one: the connection just closes after it. */
+static void conn__fail(struct fa_conn *c, int status)
+{
+    struct fa_worker *w = c->w;
+    struct fa_resp *r = c->cur;
+
+    if (r == NULL && c->answered && fa_http_in_message(c->http)) {
+        r = NULL;
+    } else {
+        if (r == NULL) {
+            r = conn__push_resp(c);
+            if (w->cfg->access_log_fd >= 0)
+                fa_accesslog_begin(w, r, NULL, NULL, c->host);
+        } else if (r->python && r->py_state == FA_PY_BUILDING) {
+            fa_msg_abort(&r->w);
+            r->py_state = FA_PY_NONE;
+        }
+        r->python = false;
+        r->keep_alive = false;
+        fa_respond_error(w, r, status, NULL);
+    }
+    c->cur = NULL;
+    c->answered = false;
+    c->route = NULL;
+    c->closing = true;
+    c->rlen = 0;
+    conn__stop_reading(c);
 }
 
 /* ---- parser callbacks ---------------------------------------------------- */
@@ -99,36 +247,78 @@ static int conn__on_head(void *ctx, struct fa_http_req *req)
     struct fa_conn *c = ctx;
     struct fa_worker *w = c->w;
     struct fa_resp *r = conn__push_resp(c);
-    struct fa_match m;
+    struct fa_match *m = &c->match;
+    const struct fa_route *rt = NULL;
 
-    c->cur = r;
+    c->served = true;
+    c->answered = false;
+    c->route = NULL;
+    c->body_len = 0;
     r->keep_alive = req->keep_alive && !w->stopping;
     r->head_only = req->method == HTTP_HEAD;
-    int rc = fa_router_match(w->env->routes->router, req->method, req->path, req->path_len, &m);
+    int rc = fa_router_match(w->env->routes->router, req->method, req->path, req->path_len, m);
+    if (rc == FA_MATCH_OK && (rt = fa_routes_get(w->env->routes, m->route_id)) == NULL)
+        rc = FA_MATCH_NOT_FOUND;
+    if (w->cfg->access_log_fd >= 0)
+        fa_accesslog_begin(w, r, req, rt, c->host);
+    bool needs_body = rc == FA_MATCH_OK && (rt->kind == FA_ROUTE_PYTHON || rt->kind == FA_ROUTE_NATIVE);
+    /* Answered without its body, to a client that waits for 100-continue
+     * before sending one: the body may never come, so close after. */
+    if (!needs_body && req->expect_continue && (req->chunked || req->content_length > 0))
+        r->keep_alive = false;
     if (rc == FA_MATCH_NOT_FOUND) {
         fa_respond_error(w, r, 404, NULL);
-        return 0;
+        goto answered;
     }
     if (rc == FA_MATCH_BAD_METHOD) {
         char allow[256], hdr[300];
-        fa_router_allow_str(m.allow, allow, sizeof allow);
+        fa_router_allow_str(m->allow, allow, sizeof allow);
         snprintf(hdr, sizeof hdr, "Allow: %s\r\n", allow);
         fa_respond_error(w, r, 405, hdr);
-        return 0;
+        goto answered;
     }
-    r->route_id = m.route_id;
-    r->python = true;
+    r->route_id = m->route_id;
+    switch (rt->kind) {
+    case FA_ROUTE_STATIC:
+        fa_static_respond(w, r, rt->stat);
+        goto answered;
+    case FA_ROUTE_FILES:
+        fa_files_respond(w, r, rt, req, m);
+        goto answered;
+    case FA_ROUTE_METRICS:
+        fa_metrics_render(w, r);
+        goto answered;
+    case FA_ROUTE_NATIVE:
+    case FA_ROUTE_PYTHON:
+        break;
+    }
     if (req->expect_continue && c->q_head == r) {
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         /* Best effort: the socket buffer is empty at this point. */
         ssize_t n = write(c->fd, cont, sizeof cont - 1);
         (void)n;
     }
-    int status = fa_dispatch_begin(w, r, req, &m, c->host, c->port);
+    c->msg_keep = r->keep_alive;
+    if (rt->kind == FA_ROUTE_NATIVE) {
+        c->cur = r;
+        c->route = rt;
+        c->req = req;
+        return 0;
+    }
+    r->python = true;
+    int status = fa_dispatch_begin(w, r, req, m, c->host, c->port);
     if (status) {
         r->failed = true;
         fa_respond_error(w, r, status, NULL);
+        goto answered;
     }
+    c->cur = r;
+    return 0;
+answered:
+    /* Its body, if any, is read and dropped. */
+    c->msg_keep = r->keep_alive;
+    c->answered = true;
+    c->cur = NULL;
     return 0;
 }
 
@@ -136,11 +326,28 @@ static int conn__on_body(void *ctx, const char *data, size_t len)
 {
     struct fa_conn *c = ctx;
     struct fa_resp *r = c->cur;
-    if (r && r->python && !r->failed) {
+
+    if (r == NULL)
+        return 0;                 /* answered already: dropped */
+    if (c->route) {               /* native: keep it all (the parser caps it at --max-body) */
+        if (c->body_len + len > c->body_cap) {
+            size_t cap = c->body_cap ? c->body_cap : 4096;
+            while (cap < c->body_len + len)
+                cap *= 2;
+            c->body = fa_xrealloc(c->body, cap);
+            c->body_cap = cap;
+        }
+        memcpy(c->body + c->body_len, data, len);
+        c->body_len += len;
+        return 0;
+    }
+    if (r->python && !r->failed) {
         int status = fa_dispatch_body(c->w, r, data, len);
         if (status) {
             r->failed = true;
             fa_respond_error(c->w, r, status, NULL);
+            c->cur = NULL;        /* READY now: it may be written before the body ends */
+            c->answered = true;
         }
     }
     return 0;
@@ -149,13 +356,30 @@ static int conn__on_body(void *ctx, const char *data, size_t len)
 static int conn__on_complete(void *ctx)
 {
     struct fa_conn *c = ctx;
+    struct fa_worker *w = c->w;
     struct fa_resp *r = c->cur;
+
     c->cur = NULL;
-    if (r && r->python && !r->failed)
-        fa_dispatch_end(c->w, r);
-    if (!r->keep_alive)
+    c->answered = false;
+    /* Whatever comes next (keep-alive wait, the next head) gets a full
+     * timeout of its own: make conn__timer_update re-arm even if the kind
+     * of wait is the same as before this message. */
+    c->tmode = T_NONE;
+    if (r && c->route) {
+        fa_native_run(w, r, c->route, c->req, &c->match, c->host, c->port, c->body, c->body_len);
+        c->route = NULL;
+        if (c->body_cap > 65536) {
+            free(c->body);
+            c->body = NULL;
+            c->body_cap = 0;
+        }
+        c->body_len = 0;
+    } else if (r && r->python && !r->failed) {
+        fa_dispatch_end(w, r);
+    }
+    if (!c->msg_keep)
         c->closing = true;
-    return c->q_len >= c->w->cfg->max_pipeline ? 1 : 0;
+    return c->q_len >= w->cfg->max_pipeline ? 1 : 0;
 }
 
 static const struct fa_http_cb conn__cb = {
@@ -169,25 +393,11 @@ static const struct fa_http_cb conn__cb = {
 /* Feeds what is buffered. On a parse error, answers it and stops reading. */
 static void conn__parse(struct fa_conn *c)
 {
-    struct fa_worker *w = c->w;
     ssize_t n = fa_http_feed(c->http, c->rbuf, c->rlen);
     if (n < 0) {
         const char *reason;
         int status = fa_http_error(c->http, &reason);
-        struct fa_resp *r = c->cur;
-        if (r == NULL) {
-            r = conn__push_resp(c);
-        } else if (r->python && r->py_state == FA_PY_BUILDING) {
-            fa_msg_abort(&r->w);
-            r->py_state = FA_PY_NONE;
-        }
-        c->cur = NULL;
-        r->python = false;
-        r->keep_alive = false;
-        fa_respond_error(w, r, status ? status : 400, NULL);
-        c->closing = true;
-        c->rlen = 0;
-        conn__stop_reading(c);
+        conn__fail(c, status ? status : 400);
         return;
     }
     if ((size_t)n < c->rlen && !fa_http_done(c->http)) {
@@ -199,7 +409,7 @@ static void conn__parse(struct fa_conn *c)
         c->rlen = 0;
         c->paused = false;
     }
-    if (fa_http_done(c->http)) {
+    if (fa_http_done(c->http) || c->closing) {
         c->closing = true;
         c->rlen = 0;
         conn__stop_reading(c);
@@ -211,6 +421,17 @@ static void conn__read_cb(int fd, short what, void *arg)
     struct fa_conn *c = arg;
     struct fa_worker *w = c->w;
 
+    if (c->lingering) {
+        for (;;) {
+            ssize_t n = read(fd, c->rbuf, CONN_RBUF);
+            if (n > 0)
+                continue;
+            if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                return;
+            conn__close(c);        /* EOF or error: the client has it all */
+            return;
+        }
+    }
     ssize_t n = read(fd, c->rbuf + c->rlen, CONN_RBUF - c->rlen);
     if (n < 0) {
         if (errno == EAGAIN || errno == EINTR)
@@ -219,22 +440,80 @@ static void conn__read_cb(int fd, short what, void *arg)
         return;
     }
     if (n == 0) {
+        c->peer_eof = true;
         /* Peer closed its side: answer what is complete, then close. */
         c->closing = true;
         conn__stop_reading(c);
         if (c->cur) {
-            /* A request cut short gets nothing; drop it from the queue end. */
+            /* A request cut short gets nothing. */
             conn__close(c);
             return;
         }
         if (c->q_head == NULL)
             conn__close(c);
+        else
+            conn__timer_update(c);
         return;
     }
+    c->read_at = fa_now_ns();
     atomic_fetch_add_explicit(&w->me->stats.bytes_in, (uint64_t)n, memory_order_relaxed);
     c->rlen += (size_t)n;
     conn__parse(c);
     fa_dispatch_flush(w);
+    conn__flush(c);
+}
+
+/* ---- timers ---------------------------------------------------------------- */
+
+static void conn__timer_cb(int fd, short what, void *arg)
+{
+    struct fa_conn *c = arg;
+    struct fa_worker *w = c->w;
+    int mode = c->tmode;
+    uint64_t limit = (uint64_t)conn__secs(w, mode) * 1000000000u;
+    uint64_t now = fa_now_ns();
+
+    c->tmode = T_NONE;
+    switch (mode) {
+    case T_BODY:
+    case T_SEND: {
+        /* Progress extends the deadline: re-arm for what is left. */
+        uint64_t at = mode == T_BODY ? c->read_at : c->write_at;
+        if (now - at < limit) {
+            uint64_t left = limit - (now - at);
+            struct timeval tv = {(time_t)(left / 1000000000u), (suseconds_t)(left % 1000000000u / 1000)};
+            c->tmode = (uint8_t)mode;
+            event_add(c->ev_timer, &tv);
+            return;
+        }
+        if (w->cfg->log_level >= FA_LOG_DEBUG)
+            fa_log("%s:%u: no %s progress for %u s (--body-timeout): %s", c->host, c->port,
+                   mode == T_SEND ? "response" : "request body", w->cfg->body_timeout,
+                   mode == T_SEND ? "closing" : "408");
+        if (mode == T_SEND) {
+            conn__close(c);
+            return;
+        }
+        conn__fail(c, 408);
+        break;
+    }
+    case T_HEAD:
+        if (!fa_http_in_message(c->http) && c->rlen == 0 && c->q_head == NULL) {
+            conn__close(c);       /* it never asked anything */
+            return;
+        }
+        if (w->cfg->log_level >= FA_LOG_DEBUG)
+            fa_log("%s:%u: no whole request head within %u s (--header-timeout): 408", c->host,
+                   c->port, w->cfg->header_timeout);
+        conn__fail(c, 408);
+        break;
+    case T_IDLE:
+    case T_LINGER:
+        conn__close(c);
+        return;
+    default:
+        return;
+    }
     conn__flush(c);
 }
 
@@ -251,14 +530,16 @@ void fa_conn_resp_ready(struct fa_worker *w, struct fa_resp *r)
         conn__flush(r->conn);
 }
 
-/* Writes ready responses at the head of the FIFO, in order. */
-static void conn__flush(struct fa_conn *c)
+/* Writes what it can of r: head and body pieces with one sendmsg, then the
+ * file part with sendfile. Returns 1 when r is out, 0 when the socket is
+ * full, -1 when the connection failed. */
+static int conn__write_resp(struct fa_conn *c, struct fa_resp *r)
 {
     struct fa_worker *w = c->w;
     struct iovec iov[CONN_MAX_IOV];
+    size_t mem = r->total - (r->file ? r->file_len : 0);
 
-    while (c->q_head && c->q_head->state == FA_RESP_READY) {
-        struct fa_resp *r = c->q_head;
+    while (r->sent < mem) {
         int cnt = 0;
         size_t skip = r->sent;
         if (skip < r->hlen) {
@@ -279,20 +560,63 @@ static void conn__flush(struct fa_conn *c)
             skip = 0;
             cnt++;
         }
-        ssize_t n = cnt ? writev(c->fd, iov, cnt) : 0;
-        if (n < 0) {
-            if (errno == EAGAIN || errno == EINTR) {
-                event_add(c->ev_write, NULL);
-                return;
-            }
+        if (cnt == 0) {
+            fa_log("response of route %u: %zu bytes promised, fewer given; closing the connection",
+                   r->route_id, r->total);
+            return -1;
+        }
+        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)cnt};
+        /* MSG_MORE: the file follows, let the head share its first packet. */
+        ssize_t n = sendmsg(c->fd, &mh, MSG_NOSIGNAL | (r->file ? MSG_MORE : 0));
+        if (n < 0)
+            return errno == EAGAIN || errno == EINTR ? 0 : -1;
+        r->sent += (size_t)n;
+        c->write_at = fa_now_ns();
+        atomic_fetch_add_explicit(&w->me->stats.bytes_out, (uint64_t)n, memory_order_relaxed);
+    }
+    while (r->sent < r->total) {
+        off_t off = (off_t)(r->file_off + (r->sent - mem));
+        size_t want = r->total - r->sent;
+        if (want > (1u << 30))
+            want = 1u << 30;
+        ssize_t n = sendfile(c->fd, r->file_fd, &off, want);
+        if (n < 0)
+            return errno == EAGAIN || errno == EINTR ? 0 : -1;
+        if (n == 0) {
+            /* The file shrank under us: the promised length cannot be kept. */
+            fa_log("a file being sent was truncated; closing the connection to %s", c->host);
+            return -1;
+        }
+        r->sent += (size_t)n;
+        c->write_at = fa_now_ns();
+        atomic_fetch_add_explicit(&w->me->stats.bytes_out, (uint64_t)n, memory_order_relaxed);
+    }
+    return 1;
+}
+
+/* Writes ready responses at the head of the FIFO, in order. */
+static void conn__flush(struct fa_conn *c)
+{
+    struct fa_worker *w = c->w;
+
+    while (c->q_head && c->q_head->state == FA_RESP_READY) {
+        struct fa_resp *r = c->q_head;
+        int rc = conn__write_resp(c, r);
+        if (rc < 0) {
             conn__close(c);
             return;
         }
-        r->sent += (size_t)n;
-        atomic_fetch_add_explicit(&w->me->stats.bytes_out, (uint64_t)n, memory_order_relaxed);
-        if (r->sent < r->total)
-            continue;
+        if (rc == 0) {
+            if (!c->wblocked) {
+                c->wblocked = true;
+                event_add(c->ev_write, NULL);
+            }
+            conn__timer_update(c);
+            return;
+        }
         atomic_fetch_add_explicit(&w->me->stats.requests, 1, memory_order_relaxed);
+        if (r->alog)
+            fa_accesslog_end(w, r);
         c->q_head = r->next;
         if (c->q_head == NULL)
             c->q_tail = NULL;
@@ -300,12 +624,14 @@ static void conn__flush(struct fa_conn *c)
         bool keep = r->keep_alive;
         fa_resp_free(w, r);
         if (!keep) {
-            conn__close(c);
+            conn__finish(c);
             return;
         }
     }
-    if (c->q_head == NULL)
+    if (c->wblocked) {
+        c->wblocked = false;
         event_del(c->ev_write);
+    }
     if (c->paused && c->q_len < w->cfg->max_pipeline) {
         c->paused = false;
         conn__parse(c);
@@ -318,16 +644,21 @@ static void conn__flush(struct fa_conn *c)
         }
     }
     if (c->closing && c->q_head == NULL) {
+        conn__finish(c);
+        return;
+    }
+    if (w->close_idle && c->q_head == NULL && !fa_http_in_message(c->http)) {
         conn__close(c);
         return;
     }
-    if (w->close_idle && c->q_head == NULL && !fa_http_in_message(c->http))
-        conn__close(c);
+    conn__timer_update(c);
 }
 
 /* ---- life ---------------------------------------------------------------- */
 
-static void conn__close(struct fa_conn *c)
+/* Drops the answers still queued (their requests come after the last one
+ * answered, or the client is gone); Python ones in flight become orphans. */
+static void conn__drop_queue(struct fa_conn *c)
 {
     struct fa_worker *w = c->w;
     struct fa_resp *r = c->q_head;
@@ -342,6 +673,42 @@ static void conn__close(struct fa_conn *c)
         }
         r = next;
     }
+    c->q_head = c->q_tail = NULL;
+    c->q_len = 0;
+    c->cur = NULL;
+}
+
+/* The last response is out: close. Closing a socket with unread input
+ * makes the kernel send a reset, which can destroy that response before
+ * the client reads it (a client still sending a body we refused with 413,
+ * or pipelined requests after an error). So unless the client already
+ * closed, send FIN and read (discarding) until its EOF, at most
+ * CONN_LINGER_SECS, as nginx's lingering close does. */
+static void conn__finish(struct fa_conn *c)
+{
+    if (c->peer_eof || c->w->stopping || shutdown(c->fd, SHUT_WR) < 0) {
+        conn__close(c);
+        return;
+    }
+    conn__drop_queue(c);
+    c->lingering = true;
+    c->closing = true;
+    c->rlen = 0;
+    if (c->wblocked) {
+        c->wblocked = false;
+        event_del(c->ev_write);
+    }
+    if (!c->reading) {
+        event_add(c->ev_read, NULL);
+        c->reading = true;
+    }
+    conn__timer_update(c);
+}
+
+static void conn__close(struct fa_conn *c)
+{
+    struct fa_worker *w = c->w;
+    conn__drop_queue(c);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -350,27 +717,73 @@ static void conn__close(struct fa_conn *c)
         c->next->prev = c->prev;
     event_free(c->ev_read);
     event_free(c->ev_write);
+    event_free(c->ev_timer);
     fa_http_destroy(c->http);
     close(c->fd);
+    free(c->body);
     free(c->rbuf);
     free(c);
     w->n_conns--;
     atomic_store_explicit(&w->me->stats.connections, w->n_conns, memory_order_relaxed);
     if (w->stopping && w->n_conns == 0)
         w->exit_now = true;
+    /* Below the limit again: accept again (see fa_conn_accept_cb). */
+    if (!w->stopping && w->ev_listen && w->n_conns < w->cfg->max_connections &&
+        !event_pending(w->ev_listen, EV_READ, NULL))
+        event_add(w->ev_listen, NULL);
+}
+
+/* At most one such warning every 10 s: under sustained overload the
+ * condition comes and goes many times a second. */
+static bool conn__warn_now(void)
+{
+    static time_t last;
+    time_t now = time(NULL);
+    if (now - last < 10)
+        return false;
+    last = now;
+    return true;
+}
+
+static void conn__accept_again_cb(int fd, short what, void *arg)
+{
+    struct fa_worker *w = arg;
+    if (!w->stopping && w->n_conns < w->cfg->max_connections &&
+        !event_pending(w->ev_listen, EV_READ, NULL))
+        event_add(w->ev_listen, NULL);
 }
 
 void fa_conn_accept_cb(int lfd, short what, void *arg)
 {
     struct fa_worker *w = arg;
 
+    conn__timers_init(w);
     for (int i = 0; i < 64; i++) {
+        if (w->n_conns >= w->cfg->max_connections) {
+            /* At the limit: leave further clients in the kernel's accept
+             * queue (or to the other workers) until one of ours closes. */
+            event_del(w->ev_listen);
+            if (w->cfg->log_level >= FA_LOG_WARNING && conn__warn_now())
+                fa_log("HTTP worker %u: %u connections open (--max-connections): not accepting "
+                       "more until one closes", w->h, w->n_conns);
+            return;
+        }
         struct sockaddr_storage ss;
         socklen_t sl = sizeof ss;
         int fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno == EMFILE || errno == ENFILE)
-                fa_log("accept: %s (raise the open file limit: ulimit -n)", strerror(errno));
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                /* The pending client stays in the queue, so the listening
+                 * socket stays readable: pause a moment instead of spinning
+                 * (a connection that closes resumes sooner). */
+                if (conn__warn_now())
+                    fa_log("HTTP worker %u: accept: %s%s", w->h, strerror(errno),
+                           errno == EMFILE || errno == ENFILE
+                               ? " (raise the open file limit, ulimit -n, or lower --max-connections)" : "");
+                event_del(w->ev_listen);
+                struct timeval tv = {0, 100000};
+                event_base_once(w->base, -1, EV_TIMEOUT, conn__accept_again_cb, w, &tv);
+            }
             return;
         }
         int one = 1;
@@ -390,7 +803,8 @@ void fa_conn_accept_cb(int lfd, short what, void *arg)
         }
         c->http = fa_http_create(&w->cfg->limits, &conn__cb, c);
         c->ev_read = event_new(w->base, fd, EV_READ | EV_PERSIST, conn__read_cb, c);
-        c->ev_write = event_new(w->base, fd, EV_WRITE, conn__write_cb, c);
+        c->ev_write = event_new(w->base, fd, EV_WRITE | EV_PERSIST, conn__write_cb, c);
+        c->ev_timer = evtimer_new(w->base, conn__timer_cb, c);
         c->next = w->conns;
         if (w->conns)
             w->conns->prev = c;
@@ -398,6 +812,7 @@ void fa_conn_accept_cb(int lfd, short what, void *arg)
         w->n_conns++;
         atomic_store_explicit(&w->me->stats.connections, w->n_conns, memory_order_relaxed);
         conn__start_reading(c);
+        conn__timer_update(c);
     }
 }
 

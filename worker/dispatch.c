@@ -23,6 +23,7 @@
 
 #include "shm/doorbell.h"
 #include "worker/dispatch.h"
+#include "worker/files.h"
 #include "worker/respond.h"
 #include "worker/router.h"
 #include "worker/util.h"
@@ -370,6 +371,12 @@ static bool dispatch__hop_header(const msgpack_object *n)
     return false;
 }
 
+static bool dispatch__is_sendfile(const msgpack_object *n)
+{
+    static const char name[] = "x-fasterapi-sendfile";
+    return n->via.str.size == sizeof name - 1 && strncasecmp(n->via.str.ptr, name, sizeof name - 1) == 0;
+}
+
 /* Builds r's head from the response envelope in iov; r->iov gets the body.
  * Returns 0, or an HTTP status to answer instead (the chunks are then freed
  * by the caller through r->resp_chunks). */
@@ -409,10 +416,27 @@ static int dispatch__build(struct fa_worker *w, struct fa_resp *r, struct iovec 
     }
     size_t body_len = len - off;
     bool no_body = status == 204 || status == 304 || status < 200;
+    /* FileResponse: the package names the file in an internal header; the
+     * file is sent from here with sendfile, never read by Python. */
+    const msgpack_object *sendfile = NULL;
+    for (uint32_t i = 0; i < hs->size; i += 2)
+        if (dispatch__is_sendfile(&hs->ptr[i]))
+            sendfile = &hs->ptr[i + 1];
+    uint64_t file_size = 0;
+    if (sendfile) {
+        int st = fa_files_attach(w, r, sendfile->via.str.ptr, sendfile->via.str.size, &file_size);
+        if (st) {
+            rc = st;
+            goto bail;
+        }
+        body_len = (size_t)file_size;
+        if (r->head_only || no_body)
+            fa_files_detach(r);
+    }
     r->hlen = 0;
     fa_respond_head(w, r, (int)status, body_len);
     for (uint32_t i = 0; i < hs->size; i += 2) {
-        if (dispatch__hop_header(&hs->ptr[i]))
+        if (dispatch__hop_header(&hs->ptr[i]) || dispatch__is_sendfile(&hs->ptr[i]))
             continue;
         fa_resp_append(r, hs->ptr[i].via.str.ptr, hs->ptr[i].via.str.size);
         fa_resp_append(r, ": ", 2);
@@ -422,7 +446,10 @@ static int dispatch__build(struct fa_worker *w, struct fa_resp *r, struct iovec 
     fa_resp_append(r, "\r\n", 2);
     r->niov = 0;
     r->total = r->hlen;
-    if (!r->head_only && !no_body && body_len) {
+    if (sendfile) {
+        if (r->file)
+            r->total += file_size;
+    } else if (!r->head_only && !no_body && body_len) {
         if (niov > (int)(sizeof r->iov_inline / sizeof *r->iov_inline))
             r->iov = fa_xmalloc((size_t)niov * sizeof *r->iov);
         else

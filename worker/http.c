@@ -2,8 +2,9 @@
  * checks that Debian's non-strict build leaves out (DESIGN.md, Hardening).
  *
  * http-parser does the tokenising (request line, header fields, chunked
- * decoding) and we never second-guess what it accepts; but before any byte
- * reaches it, a small framing scanner of ours walks the same bytes:
+ * decoding); what it lets through is checked twice. Before any byte reaches
+ * it, a small framing scanner of ours walks the same bytes; once the head is
+ * complete, http__check_head() applies the RFC 9110/9112 rules to it:
  *
  *   socket bytes --> framing scanner --> http-parser --> callbacks (below)
  *                    (head/trailer lines:  on_url, on_header_*: record
@@ -19,7 +20,8 @@
  * these regardless of how reads split them, and it knows where each message
  * ends; http-parser is then run on exactly that extent and must agree (its
  * on_message_complete must land on the same byte, or the message is refused
- * as ambiguous).
+ * as ambiguous). Every error is tied to one byte offset, with http-parser run
+ * up to it first, so the status never depends on how the reads were split.
  *
  * The head is copied into h->buf as it is scanned and http-parser is run on
  * the copy, so every callback pointer of the head lies in h->buf, a field or
@@ -47,6 +49,7 @@ enum { PH_HEAD, PH_BODY_LEN, PH_BODY_CHUNKED };
  * CRLF after data, TRAILER the trailer section (line rules as the head). */
 enum { CK_SIZE0, CK_SIZE, CK_WS, CK_EXT, CK_LF, CK_DATA, CK_DATA_CR, CK_DATA_LF, CK_TRAILER };
 enum { CB_NONE, CB_FIELD, CB_VALUE };
+enum { RL_METHOD, RL_GAP, RL_TARGET, RL_VERSION };
 
 struct fa_http {
     http_parser p;                /* p.data = this */
@@ -63,6 +66,9 @@ struct fa_http {
     uint32_t line_len;            /* bytes of the current line, CR excluded */
     uint32_t n_lines;
     uint32_t rl_len;              /* request line length, CR excluded */
+    uint8_t rl;                   /* RL_*: where in the request line */
+    bool rl_connect;              /* the method so far is a prefix of CONNECT */
+    uint32_t rl_target;           /* request-target bytes so far */
     uint32_t lead;                /* blank-line bytes before this message */
     uint32_t trailer_bytes;
     uint8_t cr;                   /* last byte was a CR */
@@ -129,8 +135,9 @@ static int http__on_url(http_parser *p, const char *at, size_t n)
     struct fa_http *h = p->data;
     struct fa_http_req *q = &h->req;
 
+    /* CONNECT and the length are refused by the scanner first (see
+     * http__lines); these checks only back it up. */
     if (q->target_len == 0) {
-        /* Authority-form: we are no proxy. Refused before reading on. */
         if (p->method == HTTP_CONNECT)
             return http__cb_fail(h, 501, "CONNECT is not implemented");
         q->target = at;
@@ -164,7 +171,7 @@ static int http__on_header_field(http_parser *p, const char *at, size_t n)
         return http__trailer_bytes_ok(at, n, 1) ? 0
                : http__cb_fail(h, 400, "invalid trailer field name");
     if (h->last_cb != CB_FIELD) {
-        if (h->req.n_headers >= h->lim.max_headers)
+        if (h->req.n_headers >= h->lim.max_headers)   /* backstop: http__lines counts */
             return http__cb_fail(h, 431, "too many header fields");
         hd = &h->hdrs[h->req.n_headers++];
         hd->name = at;
@@ -378,8 +385,10 @@ static int http__check_head(struct fa_http *h)
                 return http__err(h, 400, "invalid byte in a header name");
             name[j] = (char)lc;
         }
-        while (vl && (v[0] == ' ' || v[0] == '\t'))
-            v++, vl--;
+        while (vl && (v[0] == ' ' || v[0] == '\t')) {
+            v++;
+            vl--;
+        }
         while (vl && (v[vl - 1] == ' ' || v[vl - 1] == '\t'))
             vl--;
         for (uint32_t j = 0; j < vl; j++)
@@ -390,8 +399,10 @@ static int http__check_head(struct fa_http *h)
 
         switch (hd->name_len) {
         case 4:
-            if (memcmp(name, "host", 4) == 0)
-                host = hd, n_host++;
+            if (memcmp(name, "host", 4) == 0) {
+                host = hd;
+                n_host++;
+            }
             break;
         case 6:
             if (memcmp(name, "expect", 6) == 0 && p->http_minor == 1
@@ -399,12 +410,16 @@ static int http__check_head(struct fa_http *h)
                 q->expect_continue = true;
             break;
         case 14:
-            if (memcmp(name, "content-length", 14) == 0)
-                cl = hd, n_cl++;
+            if (memcmp(name, "content-length", 14) == 0) {
+                cl = hd;
+                n_cl++;
+            }
             break;
         case 17:
-            if (memcmp(name, "transfer-encoding", 17) == 0)
-                te = hd, n_te++;
+            if (memcmp(name, "transfer-encoding", 17) == 0) {
+                te = hd;
+                n_te++;
+            }
             break;
         }
     }
@@ -506,14 +521,58 @@ static const http_parser_settings http__settings = {
 
 /* ---- the framing scanner ---------------------------------------------- */
 
+/* Request-line byte c (not CR/LF) at position h->line_len: finds the target
+ * to refuse CONNECT at its first byte and an over-long target at byte
+ * max_uri + 1. Returns 0 or a status. */
+static inline int http__request_line(struct fa_http *h, char c)
+{
+    static const char connect[] = "CONNECT";
+
+    switch (h->rl) {
+    case RL_METHOD:
+        if (c == ' ') {
+            h->rl = RL_GAP;
+            h->rl_connect = h->rl_connect && h->line_len == sizeof(connect) - 1;
+        } else if (h->line_len >= sizeof(connect) - 1 || c != connect[h->line_len])
+            h->rl_connect = false;
+        return 0;
+    case RL_GAP:
+        if (c == ' ')
+            return 0;
+        /* Authority-form follows: we are no proxy. */
+        if (h->rl_connect)
+            return http__err(h, 501, "CONNECT is not implemented");
+        h->rl = RL_TARGET;
+        /* fall through */
+    case RL_TARGET:
+        if (c == ' ')
+            h->rl = RL_VERSION;
+        else if (++h->rl_target > h->lim.max_uri)
+            return http__err(h, 414, "request-target too long");
+        return 0;
+    default:
+        return 0;
+    }
+}
+
 /* Header-section lines (head and trailers): CRLF or a bare LF ends a line,
  * a CR not followed by LF is refused, and so is a line that starts with SP
  * or HTAB (obs-fold, or whitespace before the first field). Scans s[0..n),
  * stopping after the empty line that ends the section (*end = 1) or before a
- * bad byte. *used: bytes accepted. Returns 0 or 400. */
+ * bad byte. *used: bytes accepted. Returns 0 or a status.
+ *
+ * The head's field count, target length and CONNECT are checked here too,
+ * not in http-parser callbacks: a data callback also fires where a read
+ * ends, so its verdict would race http-parser's own errors and the status
+ * would depend on how the reads were split. Here every verdict belongs to
+ * one byte offset, and http-parser has seen exactly the bytes before it. */
 static int http__lines(struct fa_http *h, const char *s, size_t n, size_t *used, int *end)
 {
-    for (size_t i = 0; i < n; i++) {
+    bool head = h->phase == PH_HEAD;
+    size_t i;
+    int st = 0;
+
+    for (i = 0; i < n; i++) {
         char c = s[i];
 
         if (c == '\n') {
@@ -523,27 +582,35 @@ static int http__lines(struct fa_http *h, const char *s, size_t n, size_t *used,
                 *used = i + 1;
                 return 0;
             }
-            if (h->n_lines++ == 0 && h->phase == PH_HEAD)
+            if (h->n_lines++ == 0 && head)
                 h->rl_len = h->line_len;
             h->line_len = 0;
             continue;
         }
         if (h->cr) {
-            *used = i;
-            return http__err(h, 400, "CR not followed by LF");
+            st = http__err(h, 400, "CR not followed by LF");
+            break;
         }
         if (c == '\r') {
             h->cr = 1;
             continue;
         }
-        if (h->line_len == 0 && (c == ' ' || c == '\t')) {
-            *used = i;
-            return http__err(h, 400, "line starts with whitespace (obs-fold)");
+        if (h->line_len == 0) {
+            if (c == ' ' || c == '\t') {
+                st = http__err(h, 400, "line starts with whitespace (obs-fold)");
+                break;
+            }
+            if (head && h->n_lines > h->lim.max_headers) {
+                st = http__err(h, 431, "too many header fields");
+                break;
+            }
         }
+        if (head && h->n_lines == 0 && (st = http__request_line(h, c)) != 0)
+            break;
         h->line_len++;
     }
-    *used = n;
-    return 0;
+    *used = i;
+    return st;
 }
 
 static void http__begin(struct fa_http *h)
@@ -554,7 +621,9 @@ static void http__begin(struct fa_http *h)
     h->req.path = h->req.query = h->req.host = h->req.target = "";
     h->req.headers = h->hdrs;
     h->buf_len = 0;
-    h->line_len = h->n_lines = h->rl_len = 0;
+    h->line_len = h->n_lines = h->rl_len = h->rl_target = 0;
+    h->rl = RL_METHOD;
+    h->rl_connect = true;
     h->cr = 0;
     h->last_cb = CB_NONE;
     h->head_done = h->msg_done = h->trailers = false;
@@ -842,11 +911,15 @@ ssize_t fa_http_feed(struct fa_http *h, const char *data, size_t len)
                                      : http__body(h, data + pos, len - pos, &used);
 
         pos += used;
+        /* Every step takes a byte or fails; never spin on a bug. */
+        if (!st && used == 0 && !h->msg_done)
+            st = http__err(h, 500, "parser made no progress");
         if (st) {
             if (!h->status)
                 h->status = st;
+            /* in_message stays as it was: the caller can tell an error
+             * inside a message (perhaps already answered) from one before. */
             h->done = true;
-            h->in_message = false;
             return -1;
         }
         if (h->msg_done) {

@@ -3,7 +3,9 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "worker/respond.h"
 #include "worker/util.h"
@@ -66,6 +68,8 @@ void fa_respond_date(struct fa_worker *w)
 
 void fa_resp_append(struct fa_resp *r, const void *data, size_t n)
 {
+    if (n == 0)
+        return;
     if (r->hlen + n > r->hcap) {
         size_t cap = r->hcap ? r->hcap : 256;
         while (cap < r->hlen + n)
@@ -80,6 +84,8 @@ void fa_resp_append(struct fa_resp *r, const void *data, size_t n)
 void fa_respond_head(struct fa_worker *w, struct fa_resp *r, int status, size_t content_length)
 {
     char line[128];
+    r->status = (uint16_t)status;
+    r->hbody = 0;
     int n = snprintf(line, sizeof line, "HTTP/1.1 %d %s\r\nServer: fasterapi\r\n", status,
                      fa_respond_reason(status));
     fa_resp_append(r, line, (size_t)n);
@@ -108,9 +114,15 @@ void fa_respond_simple(struct fa_worker *w, struct fa_resp *r, int status,
     if (extra_headers)
         fa_resp_append(r, extra_headers, strlen(extra_headers));
     fa_resp_append(r, "\r\n", 2);
-    if (!r->head_only && body_len)
+    if (!r->head_only && body_len && status >= 200 && status != 204 && status != 304) {
         fa_resp_append(r, body, body_len);
+        r->hbody = body_len;
+    }
     r->niov = 0;
+    if (r->file) {
+        close(r->file_fd);
+        r->file = false;
+    }
     r->total = r->hlen;
     r->sent = 0;
     r->state = FA_RESP_READY;
@@ -121,4 +133,35 @@ void fa_respond_error(struct fa_worker *w, struct fa_resp *r, int status, const 
     char body[160];
     int n = snprintf(body, sizeof body, "{\"detail\":\"%s\"}", fa_respond_reason(status));
     fa_respond_simple(w, r, status, "application/json", body, (size_t)n, extra_headers);
+}
+
+bool fa_respond_token_ok(const char *s, size_t n)
+{
+    if (n == 0)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              (c && strchr("!#$%&'*+-.^_`|~", c))))
+            return false;
+    }
+    return true;
+}
+
+bool fa_respond_value_ok(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i] == '\r' || s[i] == '\n' || s[i] == '\0')
+            return false;
+    return true;
+}
+
+bool fa_respond_managed_header(const char *name, size_t n)
+{
+    static const char *const names[] = {"content-length", "transfer-encoding", "connection",
+                                        "date", "server", "keep-alive"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++)
+        if (strlen(names[i]) == n && strncasecmp(names[i], name, n) == 0)
+            return true;
+    return false;
 }

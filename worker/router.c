@@ -1,12 +1,22 @@
 /* router.c - segment trie from route patterns to route ids.
  *
- *   root --"users"--> n1 --"me"--------> n2 [GET:7]
- *                      \                  \--"posts"--> n4 [GET:9]
- *                       \--{param}--> n3 [GET:8, DELETE:10]
- *                                      \--"posts"--> n5 [GET:11]
+ *   routes: GET /users/me, GET+DELETE /users/{id}, GET /users/{id}/posts
+ *
+ *   root --"users"--> n1 --"me"------> n2 [GET]
+ *                        \--{param}--> n3 [GET, DELETE]
+ *                                        \--"posts"--> n4 [GET]
+ *
+ * A walk tries the static child first and backs up into the parameter child
+ * when the static branch dead-ends: /users/me/posts takes {id} = "me". It
+ * backs up the same way when the path ends on a node without the method
+ * (DELETE /users/me matches n3), so 405 comes only when no node the path
+ * reaches has the method; Allow is then the union of their methods.
  *
  * Each node has its static children in an array sorted by label (binary
- * search) and at most one parameter child. Parameter names are not kept:
+ * search), at most one parameter child and at most one rest child (a last
+ * segment "{name:path}": it matches the whole rest of the path, one byte or
+ * more, slashes included). Priority at each node: static, then parameter,
+ * then rest. Parameter names are not kept:
  * the Python side binds values by position for a route id, so /u/{id} and
  * /u/{uid} share a node (and the same method on both is a duplicate).
  * A node that ends a pattern has a method mask and a 64-entry id table.
@@ -16,9 +26,10 @@
  * is significant and "/" is matched by the pattern "/" only (parameters never
  * match an empty segment).
  *
- * Built in the master before fork, read-only afterwards; matching allocates
- * nothing and recurses at most once per pattern segment (the trie depth),
- * whatever the length of the path.
+ * Built in the master before fork, read-only afterwards. Matching allocates
+ * nothing and recurses no deeper than the trie, whatever the length of the
+ * path; backtracking visits at most 2^depth nodes, when every level has both
+ * a matching static child and a parameter child (route tables are shallow).
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -43,6 +54,7 @@ struct rnode {
     struct rchild *kids;      /* sorted by (label bytes, len) */
     uint32_t n_kids, cap_kids;
     struct rnode *param;      /* the one "{name}" child, or NULL */
+    struct rnode *rest;       /* the one "{name:path}" child (a leaf), or NULL */
     uint64_t methods;         /* bit m: a route for method m ends here */
     uint32_t *ids;            /* ROUTER_METHODS entries once methods != 0 */
 };
@@ -69,6 +81,10 @@ static void router__free_node(struct rnode *n)
     if (n->param) {
         router__free_node(n->param);
         free(n->param);
+    }
+    if (n->rest) {
+        router__free_node(n->rest);
+        free(n->rest);
     }
     free(n->ids);
 }
@@ -175,6 +191,12 @@ static int router__is_name_char(unsigned char c, int first)
     return !first && c >= '0' && c <= '9';
 }
 
+/* 1 if the segment [s, s + len) is "{name:path}". */
+static int router__is_rest(const char *s, uint32_t len)
+{
+    return len > 7 && s[0] == '{' && memcmp(s + len - 6, ":path}", 6) == 0;
+}
+
 /* Validates a whole pattern before anything is inserted, so a refused route
  * leaves the trie as it was. Returns 0 or -1 with *cause set. */
 static int router__check(unsigned method, const char *pattern, char **cause)
@@ -208,6 +230,10 @@ static int router__check(unsigned method, const char *pattern, char **cause)
             if (colon && colon + 1 == s + len - 1)
                 return router__refuse(cause, EINVAL, method, pattern,
                                       "empty type after ':' in '{%.*s:}'", (int)name_len, name);
+            if (router__is_rest(s, len) && *end != '\0')
+                return router__refuse(cause, EINVAL, method, pattern,
+                                      "'{%.*s:path}' matches the rest of the path: it must be the last segment",
+                                      (int)name_len, name);
             for (const char *q = name; q < s + len - 1; q++)
                 if (*q == '{' || *q == '}')
                     return router__refuse(cause, EINVAL, method, pattern,
@@ -262,7 +288,11 @@ int fa_router_add(struct fa_router *r, unsigned method, const char *pattern,
         const char *end = strchrnul(s, '/');
         uint32_t len = (uint32_t)(end - s);
 
-        if (len > 0 && s[0] == '{') {
+        if (router__is_rest(s, len)) {
+            if (!n->rest && !(n->rest = calloc(1, sizeof(*n->rest))))
+                goto nomem;
+            n = n->rest;
+        } else if (len > 0 && s[0] == '{') {
             if (!n->param && !(n->param = calloc(1, sizeof(*n->param))))
                 goto nomem;
             n = n->param;
@@ -314,7 +344,8 @@ static int router__take(const struct rnode *n, unsigned method, uint32_t n_param
 
 /* Matches the path rest [p, end), which starts a segment, below n: static
  * child first, then the parameter child (backtracking into it when the
- * static branch dead-ends). Returns 1 on a full match. */
+ * static branch dead-ends), then the rest child, which takes [p, end) whole
+ * if it is not empty. Returns 1 on a full match. */
 static int router__walk(const struct rnode *n, const char *p, const char *end,
                         unsigned method, uint32_t n_params, struct fa_match *m,
                         uint64_t *allow)
@@ -339,6 +370,12 @@ static int router__walk(const struct rnode *n, const char *p, const char *end,
         m->params[n_params].len = (uint32_t)len;
         if (slash ? router__walk(n->param, slash + 1, end, method, n_params + 1, m, allow)
                   : router__take(n->param, method, n_params + 1, m, allow))
+            return 1;
+    }
+    if (n->rest && p < end && (size_t)(end - p) <= UINT32_MAX && n_params < FA_ROUTER_MAX_PARAMS) {
+        m->params[n_params].p = p;
+        m->params[n_params].len = (uint32_t)(end - p);
+        if (router__take(n->rest, method, n_params + 1, m, allow))
             return 1;
     }
     return 0;

@@ -5,6 +5,8 @@
  * Patterns are "/", "/a/b", "/users/{user_id}", "/u/{id}/posts/{post}" :
  * segments split on '/', a segment that is exactly "{name}" (optionally
  * "{name:type}", the type is ignored here) matches one non-empty path segment.
+ * A last segment "{name:path}" matches the rest of the path: one or more
+ * bytes, slashes included ("/static/{file:path}" matches "/static/a/b.css").
  * Static segments win over a parameter at the same depth (with backtracking).
  * Matching is on the raw (still percent-encoded) path; values are returned
  * raw and decoded by the Python side.

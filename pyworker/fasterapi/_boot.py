@@ -1,25 +1,32 @@
-"""Where fasterapi-pyworker (C) meets the package: describe() and load().
+"""Where fasterapi-pyworker (C) meets the package: describe(), load() and
+shutdown().
 
 See pyworker/PROTOCOL.md. describe(spec) returns the route table; load(spec)
-returns dispatch(), which the C side calls once per request and which never
-raises for a handler's error (it answers 500 and prints the traceback).
+runs the app's startup (lifespan) and returns dispatch(), which the C side
+calls once per request and which never raises for a handler's error (it
+answers 500 and prints the traceback); shutdown() runs the app's shutdown
+when the worker exits.
 """
 
-import asyncio
 import importlib
 import sys
 import traceback
 import types
-from asyncio import events as _events
 from contextvars import copy_context as _copy_context
 
+from .aio import event_loop, run_coroutine
 from .app import App
+from .background import make_after, tasks_of
+from .binding import RequestContext, close_exits
 from .exceptions import HTTPException, RequestValidationError
 from .request import Request
-from .responses import (INTERNAL_ERROR, render_http_exception, render_result,
-                        render_validation_error)
+from .responses import (INTERNAL_ERROR, render_http_exception, render_validation_error)
 
-__all__ = ["describe", "load"]
+__all__ = ["describe", "load", "shutdown"]
+
+# Kept under their old names (tests and tools use them).
+_event_loop = event_loop
+_run_coroutine = run_coroutine
 
 
 # ------------------------------------------------------------------ specs
@@ -52,104 +59,94 @@ def _import_app(spec):
 
 
 def describe(spec):
-    """The app's route table: [(route_id, method, pattern, "python"), ...]."""
+    """The app's route table, one tuple per (method, path) pair, in
+    registration order, ids dense from 0:
+
+        (route_id: int, method: str, pattern: str, kind: str, extra: dict)
+
+    method is upper case; pattern is FastAPI-style ("/users/{user_id}"; a
+    "files" route ends in "/{path:path}", a catch-all of the rest of the
+    path). kind and extra:
+
+    - "python": {} -- served by dispatch() in a Python worker.
+    - "static": {"status": int, "content_type": str,
+                 "headers": [[name, value], ...], "body": bytes}
+      -- app.static(path, body, content_type=..., status_code=...,
+      headers=...): a precomputed GET response the HTTP worker sends as is
+      (it adds Content-Length, Date, Server, Connection; header names are
+      lower case and never one of those nor Content-Type).
+    - "native": {"library": str, "symbol": str} -- app.native(method, path,
+      library=..., symbol=...): the HTTP worker dlopen()s library (an
+      absolute path; a relative one was resolved against the app directory,
+      --app-dir, which is sys.path[0] in the pyworker) and calls symbol.
+    - "files": {"directory": str} -- app.mount_static(prefix, directory):
+      GET prefix/{path:path} serves files under directory (absolute).
+
+    Python workers never receive requests for the routes of the last three
+    kinds; dispatch answers 500 if it gets one. The app's built-in routes
+    come after its own, as "python" routes: /openapi.json, /docs and its
+    three assets (unless turned off), and with CORSMiddleware an OPTIONS
+    route for each path that has none.
+    """
     return _import_app(spec).describe()
 
 
+# ------------------------------------------------------------------ lifespan
+
+_started = []    # the apps whose startup ran in this process (load order)
+
+
+async def _startup(app):
+    for fn in app.on_startup:
+        result = fn()
+        if hasattr(result, "__await__"):
+            await result
+    if app.lifespan is not None:
+        cm = app.lifespan(app)
+        state = await cm.__aenter__()
+        app._lifespan_cm = cm
+        if state is not None:
+            app._lifespan_state = dict(state)
+
+
+async def _shutdown(app):
+    cm = getattr(app, "_lifespan_cm", None)
+    if cm is not None:
+        app._lifespan_cm = None
+        await cm.__aexit__(None, None, None)
+    for fn in app.on_shutdown:
+        result = fn()
+        if hasattr(result, "__await__"):
+            await result
+
+
 def load(spec):
-    """Imports the app and returns its dispatch function (see _make_dispatch)."""
-    return _make_dispatch(_import_app(spec))
+    """Imports the app, runs its startup (lifespan= and on_startup
+    handlers; an exception propagates: the worker does not start) and
+    returns its dispatch function (see _make_dispatch)."""
+    app = _import_app(spec)
+    dispatch = _make_dispatch(app)
+    if app.lifespan is not None or app.on_startup or app.on_shutdown:
+        run_coroutine(_startup(app), True, _copy_context())
+        _started.append(app)
+    return dispatch
 
 
-# ------------------------------------------------------------------ coroutines
-#
-# For now a worker runs one request at a time and no event loop runs between
-# requests. A coroutine handler that cannot suspend (its body has no await,
-# async with or async for: see app._may_suspend) is finished with one
-# send(None). One that can is run as a Task whose first step runs at once in
-# the caller (what Python 3.12 calls an eager task): usually it completes in
-# that step (awaiting request.json() does not suspend), and only when it
-# really waits does the loop run until it is done. Being a real Task, it has
-# asyncio.current_task() (asyncio.timeout, TaskGroup need it), and a future it
-# awaits belongs to the loop that will resume it. Either way the coroutine
-# runs in the request's own context (see dispatch). While a step runs the loop is marked as running, so that
-# get_running_loop() and create_task() work in the handler.
-#
-# Known limit until the worker runs its loop continuously: a task the handler
-# starts and does not await runs only while some later handler waits.
-
-_loop = None
-
-
-def _event_loop():
-    global _loop
-    if _loop is None:
-        _loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(_loop)
-    return _loop
-
-
-if sys.version_info[:2] == (3, 11) and hasattr(getattr(asyncio.tasks, "_PyTask", None),
-                                               "_Task__step"):
-    class _EagerTask(asyncio.tasks._PyTask):
-        """A Task whose first step runs in the constructor (3.11's pure-Python
-        Task with call_soon(__step) replaced by a direct call). Construct it
-        with the loop marked as running."""
-
-        def __init__(self, coro, loop, context):
-            asyncio.futures._PyFuture.__init__(self, loop=loop)
-            self._name = "fasterapi-handler"
-            self._num_cancels_requested = 0
-            self._must_cancel = False
-            self._fut_waiter = None
-            self._coro = coro
-            self._context = context
-            asyncio.tasks._register_task(self)
-            context.run(self._Task__step)
-            del self   # see _run_coroutine: this frame is on a failed step's traceback
-else:   # another Python: a plain Task, run by the loop from the start
-    _EagerTask = None
-
-
-def _run_coroutine(coro, suspends, context):
-    """Runs a handler's coroutine to completion in `context` and returns its
-    result (or raises its exception). suspends: False if it cannot."""
-    loop = _loop or _event_loop()
-    if not suspends:
-        _events._set_running_loop(loop)
+def shutdown():
+    """Runs the shutdown of every app load() started (the lifespan's code
+    after its yield, on_shutdown handlers), last loaded first. Called by the
+    C side once, when the worker is retired or the server stops. Errors are
+    printed, never raised."""
+    while _started:
+        app = _started.pop()
         try:
-            context.run(coro.send, None)
-        except StopIteration as done:
-            return done.value
-        finally:
-            _events._set_running_loop(None)
-        coro.close()   # cannot happen: app._may_suspend saw no await in its code
-        raise RuntimeError(f"{coro.__qualname__}: a coroutine without await suspended")
-    if _EagerTask is None:
-        task = loop.create_task(coro, context=context)
-    else:
-        _events._set_running_loop(loop)
-        try:
-            task = _EagerTask(coro, loop, context)
-        finally:
-            _events._set_running_loop(None)
-    if not task.done():
-        waiter = loop.create_future()   # run_until_complete(task) would raise with task in a frame
-        task.add_done_callback(lambda _: waiter.set_result(None))
-        loop.run_until_complete(waiter)
-    # Not task.result(): the exception's traceback reaches (through f_back)
-    # every frame that was on the stack, this one included; if one of them
-    # still refers to the task when the exception escapes, the cycle task ->
-    # exception -> traceback -> frames -> task keeps the request's frames,
-    # and dispatch's body view, alive until the next garbage collection.
-    exc = task.exception()
-    if exc is None:
-        return task.result()
-    del task
-    try:
-        raise exc
-    finally:
-        del exc
+            run_coroutine(_shutdown(app), True, _copy_context())
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException:
+            print("fasterapi: the app's shutdown (lifespan) raised:", file=sys.stderr)
+            traceback.print_exc(file=sys.stderr)
+            sys.stderr.flush()
 
 
 # ------------------------------------------------------------------ dispatch
@@ -157,13 +154,60 @@ def _run_coroutine(coro, suspends, context):
 _CoroutineType = types.CoroutineType
 
 
-def _report(routes, route_id, method, path):
-    route = routes[route_id] if 0 <= route_id < len(routes) else None
-    where = f"route {route_id} ({route.method} {route.path} -> {route.name})" \
-        if route is not None else f"route {route_id} (no such route)"
-    print(f"fasterapi: {method} {path}: {where} raised, answering 500:", file=sys.stderr)
+def report(route, method, path, what="raised, answering 500"):
+    """Logs the exception being handled, naming the route."""
+    where = f"route {route.id} ({route.method} {route.path} -> {route.name})" \
+        if route is not None else "no such route"
+    print(f"fasterapi: {method} {path}: {where} {what}:", file=sys.stderr)
     traceback.print_exc(file=sys.stderr)
     sys.stderr.flush()
+
+
+def _report(routes, route_id, method, path):
+    route = routes[route_id] if 0 <= route_id < len(routes) else None
+    if route is None:
+        print(f"fasterapi: {method} {path}: route {route_id} (no such route) raised, "
+              f"answering 500:", file=sys.stderr)
+        traceback.print_exc(file=sys.stderr)
+        sys.stderr.flush()
+        return
+    report(route, method, path)
+
+
+def _where(route, method, path):
+    return f"{method} {path}: route {route.id} ({route.method} {route.path} -> {route.name})"
+
+
+def _serve_general(app, route, method, path, query, params, headers, client, body):
+    """The general path (see routing): a Request and a RequestContext,
+    the middleware chain and exception handlers, the Response object turned
+    into the triple, plus after() when there is work left for after the
+    response."""
+    request = Request(method, path, query, params, headers, client, body, route)
+    request.app = app
+    ctx = RequestContext(request, params, query)
+    context = _copy_context()
+    try:
+        response = run_coroutine(app._serve(route, request), route.general_waits, context)
+        triple = response._triple()
+    except BaseException:
+        if ctx.exits:
+            # Handled or not, the yield dependencies still get closed.
+            exits = list(ctx.exits)
+            ctx.exits.clear()
+            try:
+                run_coroutine(close_exits(exits, sys.exc_info()[1]), True, context)
+            except BaseException:
+                pass
+        raise
+    finally:
+        request._release()
+    tasks = tasks_of(ctx.background)
+    if response.background is not None and response.background is not ctx.background:
+        tasks += tasks_of(response.background)
+    if not tasks and not ctx.exits:
+        return triple
+    return (*triple, make_after(tasks, list(ctx.exits), context, _where(route, method, path)))
 
 
 def _make_dispatch(app):
@@ -171,20 +215,26 @@ def _make_dispatch(app):
 
     def dispatch(route_id, method, path, query, params, headers, client, body):
         """Serves one request: see PROTOCOL.md for the arguments. Returns
-        (status, [(name, value), ...], body bytes)."""
+        (status, [(name, value), ...], body) or, when work remains for
+        after the response (background tasks, yield dependencies),
+        (status, headers, body, after)."""
         request = None
         try:
             try:
                 route = routes[route_id]
+                if route.general:
+                    return _serve_general(app, route, method, path, query, params, headers,
+                                          client, body)
                 if route.needs_request:
                     request = Request(method, path, query, params, headers, client, body, route)
+                    request.app = app
                 # Each request runs in its own copy of the context, as in
                 # Starlette: a ContextVar set by one handler does not leak.
                 context = _copy_context()
                 result = context.run(route.call, *route.bind(params, query, request))
                 if route.is_async or type(result) is _CoroutineType:
-                    result = _run_coroutine(result, route.suspends, context)
-                return render_result(result)
+                    result = run_coroutine(result, route.suspends, context)
+                return route.render(result)
             except HTTPException as exc:
                 return render_http_exception(exc)
             except RequestValidationError as exc:

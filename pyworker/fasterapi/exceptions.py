@@ -7,7 +7,7 @@ exception from a handler becomes a 500 (see _boot.dispatch).
 
 import http
 
-__all__ = ["HTTPException", "RequestValidationError"]
+__all__ = ["HTTPException", "RequestValidationError", "ResponseValidationError"]
 
 
 class HTTPException(Exception):
@@ -53,3 +53,22 @@ class RequestValidationError(Exception):
 
     def __str__(self):
         return f"{len(self._errors)} validation error(s): {self._errors!r}"
+
+
+class ResponseValidationError(Exception):
+    """A handler's result that does not fit its response_model (or return
+    annotation): answered 500, as in FastAPI, with the errors logged."""
+
+    def __init__(self, errors, *, body=None):
+        super().__init__(errors)
+        self._errors = errors
+        self.body = body
+
+    def errors(self):
+        return self._errors
+
+    def __str__(self):
+        lines = [f"{len(self._errors)} validation error(s) in the response:"]
+        for e in self._errors:
+            lines.append(f"  {e['type']} at {tuple(e['loc'])}: {e['msg']} (input: {e['input']!r})")
+        return "\n".join(lines)

@@ -15,7 +15,8 @@ from collections import namedtuple
 from collections.abc import Mapping
 from urllib.parse import parse_qsl, unquote, urlencode
 
-__all__ = ["Request", "Headers", "QueryParams", "URL", "Address", "parse_query_last"]
+__all__ = ["Request", "Headers", "QueryParams", "URL", "Address", "State", "parse_query_last",
+           "parse_query_multi", "parse_cookies"]
 
 Address = namedtuple("Address", ["host", "port"])
 
@@ -44,6 +45,64 @@ def parse_query_last(query):
             value = unquote(value)
         out[name] = value
     return out
+
+
+class QueryDict(dict):
+    """{name: last value}, and .lists {name: [every value]}."""
+
+    __slots__ = ("lists",)
+
+
+def parse_query_multi(query):
+    """parse_query_last's pairs as a QueryDict (for list[...] parameters)."""
+    out = QueryDict()
+    lists = out.lists = {}
+    for part in query.split("&"):
+        if not part:
+            continue
+        name, _, value = part.partition("=")
+        if "+" in name:
+            name = name.replace("+", " ")
+        if "%" in name:
+            name = unquote(name)
+        if "+" in value:
+            value = value.replace("+", " ")
+        if "%" in value:
+            value = unquote(value)
+        out[name] = value
+        values = lists.get(name)
+        if values is None:
+            lists[name] = [value]
+        else:
+            values.append(value)
+    return out
+
+
+def parse_cookies(header):
+    """{name: value} from a Cookie header, as Starlette's cookie_parser
+    (lenient: pairs split on ';', quotes removed, the first name wins)."""
+    out = {}
+    for chunk in header.split(";"):
+        if "=" in chunk:
+            key, value = chunk.split("=", 1)
+        else:
+            key, value = "", chunk
+        key, value = key.strip(), value.strip()
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            value = value[1:-1]
+        if key or value:
+            out.setdefault(key, unquote(value))
+    return out
+
+
+class State:
+    """An object to hang attributes on (request.state, app.state)."""
+
+    def __init__(self, state=None):
+        self.__dict__.update(state or {})
+
+    def __repr__(self):
+        return f"State({self.__dict__!r})"
 
 
 class Headers(Mapping):
@@ -261,7 +320,7 @@ class Request:
 
     __slots__ = ("method", "_raw_path", "_query", "_params", "_header_list", "_client",
                  "_body", "_data", "_json", "_route", "_headers", "_query_params",
-                 "_path_params", "_url")
+                 "_path_params", "_url", "_cookies", "_parsed", "_ctx", "_state", "app")
 
     def __init__(self, method, path, query="", params=(), headers=(), client=None,
                  body=b"", route=None):
@@ -279,6 +338,11 @@ class Request:
         self._query_params = None
         self._path_params = None
         self._url = None
+        self._cookies = None
+        self._parsed = None
+        self._ctx = None
+        self._state = None
+        self.app = None
 
     @property
     def url(self):
@@ -312,6 +376,30 @@ class Request:
         return self._path_params
 
     @property
+    def cookies(self):
+        if self._cookies is None:
+            out = {}
+            for name, value in self._header_list:
+                if name == "cookie":
+                    for k, v in parse_cookies(value).items():
+                        out.setdefault(k, v)
+            self._cookies = out
+        return self._cookies
+
+    @property
+    def state(self):
+        """Per-request attributes; starts with what the lifespan yielded."""
+        if self._state is None:
+            app = self.app
+            lifespan_state = getattr(app, "_lifespan_state", None) if app is not None else None
+            self._state = State(dict(lifespan_state) if lifespan_state else None)
+        return self._state
+
+    @property
+    def path(self):
+        return self.url.path
+
+    @property
     def client(self):
         client = self._client
         if not client:
@@ -341,6 +429,20 @@ class Request:
         if self._json is _UNREAD:
             self._json = json.loads(self.get_data())
         return self._json
+
+    def get_form(self):
+        """The body parsed as a form (FormData; for plain def handlers)."""
+        from .forms import parse_form
+        if self._parsed is not None and type(self._parsed) is tuple and \
+                type(self._parsed[0]).__name__ == "FormData":
+            return self._parsed[0]
+        form = parse_form(self.headers.get("content-type"), self.get_data())
+        self._parsed = (form,)
+        return form
+
+    async def form(self):
+        """The body parsed as a form (Starlette's name; await it)."""
+        return self.get_form()
 
     async def body(self):
         """The body as bytes (Starlette's name; await it)."""

@@ -20,11 +20,11 @@ def test_decorators__register_their_method_and_return_the_function():
 
 
 def test_route__default_method_is_get_and_methods_are_upper_cased():
-    app = App()
+    app = App(openapi_url=None)
     app.route("/a")(lambda: None)
     app.route("/b", methods=["post", "Options"])(lambda: None)
-    assert app.describe() == [(0, "GET", "/a", "python"), (1, "POST", "/b", "python"),
-                              (2, "OPTIONS", "/b", "python")]
+    assert app.describe() == [(0, "GET", "/a", "python", {}), (1, "POST", "/b", "python", {}),
+                              (2, "OPTIONS", "/b", "python", {})]
 
 
 def test_route__unknown_method_is_refused():
@@ -63,11 +63,11 @@ def test_duplicate__parameter_names_do_not_make_a_path_different():
 
 
 def test_duplicate__inside_one_route_call_registers_nothing():
-    app = App()
+    app = App(openapi_url=None)
     app.post("/a")(lambda: None)
     with pytest.raises(ValueError, match="duplicate route POST /a"):
         app.route("/a", methods=["GET", "POST"])(lambda: None)
-    assert app.describe() == [(0, "POST", "/a", "python")]
+    assert app.describe() == [(0, "POST", "/a", "python", {})]
 
 
 def test_duplicate__other_method_or_path_is_fine():

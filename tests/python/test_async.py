@@ -194,7 +194,7 @@ def test_async__no_running_loop_is_left_behind(make_client):
     ("def h():\n    return 1\n", True),
 ])
 def test_async__suspension_is_read_from_the_bytecode(source, suspends):
-    from fasterapi.app import _may_suspend
+    from fasterapi.routing import _may_suspend
     namespace = {}
     exec(source, namespace)
     assert _may_suspend(namespace["h"]) is suspends

@@ -20,7 +20,7 @@ def module_named(monkeypatch):
 
 
 def test_describe__one_tuple_per_method_and_path_dense_ids(module_named):
-    app = App()
+    app = App(openapi_url=None)
 
     @app.get("/")
     def root():
@@ -36,27 +36,27 @@ def test_describe__one_tuple_per_method_and_path_dense_ids(module_named):
 
     module_named("fa_describe_app", app=app)
     assert _boot.describe("fa_describe_app:app") == [
-        (0, "GET", "/", "python"),
-        (1, "GET", "/items/{item_id}", "python"),
-        (2, "PUT", "/items/{item_id}", "python"),
-        (3, "DELETE", "/items/{item_id}", "python"),
-        (4, "POST", "/items", "python"),
+        (0, "GET", "/", "python", {}),
+        (1, "GET", "/items/{item_id}", "python", {}),
+        (2, "PUT", "/items/{item_id}", "python", {}),
+        (3, "DELETE", "/items/{item_id}", "python", {}),
+        (4, "POST", "/items", "python", {}),
     ]
 
 
 def test_describe__types_are_what_the_c_side_packs(module_named):
-    app = App()
+    app = App(docs_url=None, openapi_url=None)
     app.get("/x")(lambda: None)
     module_named("fa_types_app", app=app)
     (row,) = _boot.describe("fa_types_app:app")
-    assert type(row) is tuple and [type(v) for v in row] == [int, str, str, str]
+    assert type(row) is tuple and [type(v) for v in row] == [int, str, str, str, dict]
 
 
 def test_describe__dotted_attribute(module_named):
-    app = App()
+    app = App(openapi_url=None)
     app.get("/a")(lambda: None)
     module_named("fa_dotted_app", holder=types.SimpleNamespace(inner=types.SimpleNamespace(app=app)))
-    assert _boot.describe("fa_dotted_app:holder.inner.app") == [(0, "GET", "/a", "python")]
+    assert _boot.describe("fa_dotted_app:holder.inner.app") == [(0, "GET", "/a", "python", {})]
 
 
 def test_load__returns_dispatch_for_the_route_ids(module_named):
@@ -78,10 +78,10 @@ def test_load__returns_dispatch_for_the_route_ids(module_named):
 
 def test_fastapi_alias_is_app(module_named):
     assert FastAPI is App
-    app = FastAPI()
+    app = FastAPI(openapi_url=None)
     app.get("/")(lambda: None)
     module_named("fa_alias_app", app=app)
-    assert _boot.describe("fa_alias_app:app") == [(0, "GET", "/", "python")]
+    assert _boot.describe("fa_alias_app:app") == [(0, "GET", "/", "python", {})]
 
 
 @pytest.mark.parametrize("spec", ["x", "x:", ":app", "a:b:c", "mod:1app", "mod:a..b", ""])

@@ -12,7 +12,7 @@ SPEC = "examples.hello:app"
 def hello():
     table = _boot.describe(SPEC)
     dispatch = _boot.load(SPEC)
-    ids = {(m, p): rid for rid, m, p, _ in table}
+    ids = {(m, p): rid for rid, m, p, *_ in table}
 
     def call(method, pattern, params=(), query="", headers=(), body=b""):
         route = ids[("GET" if method == "HEAD" else method, pattern)]
@@ -27,13 +27,18 @@ def hello():
 
 def test_hello__route_table(hello):
     assert hello.table == [
-        (0, "GET", "/plaintext", "python"),
-        (1, "GET", "/json", "python"),
-        (2, "GET", "/users/{user_id}", "python"),
-        (3, "POST", "/echo", "python"),
-        (4, "GET", "/items/{item_id}", "python"),
-        (5, "POST", "/items", "python"),
-        (6, "GET", "/sleep", "python"),
+        (0, "GET", "/plaintext", "python", {}),
+        (1, "GET", "/json", "python", {}),
+        (2, "GET", "/users/{user_id}", "python", {}),
+        (3, "POST", "/echo", "python", {}),
+        (4, "GET", "/items/{item_id}", "python", {}),
+        (5, "POST", "/items", "python", {}),
+        (6, "GET", "/sleep", "python", {}),
+        (7, "GET", "/openapi.json", "python", {}),
+        (8, "GET", "/docs", "python", {}),
+        (9, "GET", "/docs/swagger-ui-bundle.js", "python", {}),
+        (10, "GET", "/docs/swagger-ui.css", "python", {}),
+        (11, "GET", "/docs/favicon.png", "python", {}),
     ]
 
 

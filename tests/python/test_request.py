@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 import pytest
 
-from fasterapi import App, HTTPException, Request, _boot
+from fasterapi import App, HTTPException, Request, aio
 from fasterapi.request import Headers, QueryParams
 
 HEADERS = [("Host", "example.com:8080"), ("Content-Type", "application/json"),
@@ -280,7 +280,7 @@ def test_body__no_reference_cycle_keeps_the_view_after_an_error(make_client, cap
     # A task's exception refers, through its traceback, to every frame that
     # was on the stack; a frame still holding the task would make a cycle.
     if not eager:
-        monkeypatch.setattr(_boot, "_EagerTask", None)
+        monkeypatch.setattr(aio, "_EagerTask", None)
     app = App()
     app.post("/e")(handler)
     backing, view = _shared_body()

@@ -8,9 +8,14 @@
  *
  * Environment (defaults from the build):
  *   FA_PYWORKER         the binary            (FA_BUILDDIR/fasterapi-pyworker)
- *   FA_PYWORKER_APPDIR  the test app's folder (FA_SRCDIR/tests/pyworker)
+ *   FA_PYWORKER_APPDIR  the test app's folder (FA_SRCDIR/tests/pyworker); the
+ *                       protocol tests use FA_SRCDIR/tests/pyworker/proto
  *   FA_PYW_BENCH_N      requests in the throughput test (20000)
  *   FA_PYW_BENCH_BODY   bytes of body: POST /echo instead of GET /plain (<= 8192)
+ *   FA_PYW_BENCH_JSON   set: GET /hello (a dict, encoded by the C encoder) instead
+ *   FA_PYW_BENCH_PROTO  set (with _JSON): GET /hello of proto/proto_app.py, whose
+ *                       dispatch returns at once: the C side's own cost per request
+ *                       (FA_TEST_LAZY=1: with lazy headers)
  *   FA_PYW_VERBOSE      set: keep the worker's usage messages in the log
  */
 #include <check.h>
@@ -27,6 +32,7 @@
 
 #include <msgpack.h>
 
+#include "pyworker/envelope.h"
 #include "shm/chunk.h"
 #include "shm/doorbell.h"
 #include "shm/ring.h"
@@ -38,6 +44,14 @@
 #ifndef FA_SRCDIR
 #define FA_SRCDIR "."
 #endif
+
+/* Routes of proto/proto_app.py, whose dispatch answers in each way
+ * PROTOCOL.md allows (a stand-in fasterapi._boot there shadows the package). */
+enum { PROTO_JSON, PROTO_JSON_REF, PROTO_BIG, PROTO_BIG_REF, PROTO_BAD_JSON, PROTO_HUGE_JSON,
+       PROTO_BYTEARRAY, PROTO_ECHO_VIEW, PROTO_ECHO_SLICE, PROTO_NONCONTIG, PROTO_AFTER,
+       PROTO_AFTER_RAISES, PROTO_AFTER_LOG, PROTO_SENDFILE, PROTO_STR, PROTO_HOOKS,
+       PROTO_HOOKS_REF, PROTO_HEADERS, PROTO_HEADERS_KEEP, PROTO_HEADERS_KEPT, PROTO_HEADERS_SEQ,
+       PROTO_STATIC, PROTO_HELLO, N_PROTO };
 
 /* Routes of app_pyworker.py, in registration order. */
 enum { ROUTE_HELLO, ROUTE_USER, ROUTE_ECHO, ROUTE_BOOM, ROUTE_SLOW, ROUTE_PLAIN, ROUTE_INFO,
@@ -153,9 +167,9 @@ static void harness_create(void)
     atomic_store(&slot->state, FA_SLOT_STARTING);
 }
 
-/* harness_create(), then execs the worker in serve mode; returns once the
- * slot is READY. */
-static void harness_start(void)
+/* harness_create(), then execs the worker in serve mode on app `spec` in
+ * `appdir`; returns once the slot is READY. */
+static void harness_start_app(const char *appdir, const char *spec)
 {
     struct fa_slot_sh *slot;
     uint64_t deadline;
@@ -171,8 +185,8 @@ static void harness_start(void)
         snprintf(gen, sizeof(gen), "%d", GEN);
         snprintf(slotbuf, sizeof(slotbuf), "%d", SLOT);
         snprintf(http, sizeof(http), "%d,%d", H.http_efd[0], H.http_efd[1]);
-        execl(pyw_bin(), pyw_bin(), "--serve", "--app", "app_pyworker:app",
-              "--app-dir", pyw_appdir(), "--shm-fd", shm_fd, "--slot", slotbuf,
+        execl(pyw_bin(), pyw_bin(), "--serve", "--app", spec,
+              "--app-dir", appdir, "--shm-fd", shm_fd, "--slot", slotbuf,
               "--gen", gen, "--doorbell-fd", efd, "--http-doorbell-fds", http, (char *)NULL);
         fprintf(stderr, "exec %s: %s\n", pyw_bin(), strerror(errno));
         _exit(127);
@@ -186,6 +200,11 @@ static void harness_start(void)
         usleep(2000);
     }
     ck_assert_int_eq(atomic_load(&slot->pid), H.pid);
+}
+
+static void harness_start(void)
+{
+    harness_start_app(pyw_appdir(), "app_pyworker:app");
 }
 
 /* SIGTERM, then the exit status (waits at most 10 s). */
@@ -438,15 +457,21 @@ START_TEST(test_pyworker__describe_prints_route_table)
     msgpack_zone_init(&zone, 2048);
     ck_assert_int_eq(msgpack_unpack(out, len, &off, &zone, &o), MSGPACK_UNPACK_SUCCESS);
     ck_assert_int_eq(o.type, MSGPACK_OBJECT_ARRAY);
-    ck_assert_uint_eq(o.via.array.size, N_ROUTES);
-    for (uint32_t i = 0; i < N_ROUTES; i++) {
+    /* The app's routes first; the package may add its own after them
+     * (/openapi.json, /docs). */
+    ck_assert_uint_ge(o.via.array.size, N_ROUTES);
+    for (uint32_t i = 0; i < o.via.array.size; i++) {
         msgpack_object *r = &o.via.array.ptr[i];
         ck_assert_int_eq(r->type, MSGPACK_OBJECT_ARRAY);
-        ck_assert_uint_eq(r->via.array.size, 4);
+        ck_assert_msg(r->via.array.size == 4 ||
+                      (r->via.array.size == 5 && r->via.array.ptr[4].type == MSGPACK_OBJECT_MAP),
+                      "route %u: not [id, method, pattern, kind(, extra map)]", i);
         ck_assert_int_eq(r->via.array.ptr[0].type, MSGPACK_OBJECT_POSITIVE_INTEGER);
         ck_assert_uint_eq(r->via.array.ptr[0].via.u64, i);
         for (int k = 1; k < 4; k++)
             ck_assert_int_eq(r->via.array.ptr[k].type, MSGPACK_OBJECT_STR);
+        if (i >= N_ROUTES)
+            continue;
         {
             char m[32], p[64], k[32];
             snprintf(m, sizeof(m), "%.*s", (int)r->via.array.ptr[1].via.str.size,
@@ -942,6 +967,502 @@ START_TEST(test_pyworker__request_fields)
 }
 END_TEST
 
+
+
+/* ------------------------------------------------------------------ */
+/* Envelope heads (pyworker/envelope.c), without the worker             */
+/* ------------------------------------------------------------------ */
+
+/* One request head packed by libmsgpack, with every string form the
+ * reader accepts and, after the nine items, items of every other type. */
+static void pack_head(msgpack_sbuffer *sb, int variant)
+{
+    msgpack_packer pk;
+    char big[70000];
+
+    memset(big, 'x', sizeof(big));
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, variant ? 12 : 9);
+    msgpack_pack_uint64(&pk, variant ? 4000000000ull : 7);
+    msgpack_pack_str_with_body(&pk, "GET", 3);
+    if (variant) {
+        msgpack_pack_str_with_body(&pk, big, 300);      /* str16 */
+        msgpack_pack_bin_with_body(&pk, "a=1", 3);      /* bin8 */
+    } else {
+        msgpack_pack_str_with_body(&pk, "/p", 2);
+        msgpack_pack_str_with_body(&pk, "", 0);
+    }
+    msgpack_pack_array(&pk, 2);
+    msgpack_pack_str_with_body(&pk, big, 40);           /* str8 */
+    msgpack_pack_str_with_body(&pk, variant ? big : "v", variant ? 70000 : 1);   /* str32 */
+    msgpack_pack_array(&pk, variant ? 20 : 2);
+    for (int i = 0; i < (variant ? 10 : 1); i++) {
+        msgpack_pack_str_with_body(&pk, "Host", 4);
+        msgpack_pack_bin_with_body(&pk, big, (size_t)i * 30);
+    }
+    msgpack_pack_str_with_body(&pk, "::1", 3);
+    msgpack_pack_uint16(&pk, variant ? 65535 : 80);
+    msgpack_pack_uint8(&pk, 3);
+    if (variant) {
+        msgpack_pack_map(&pk, 2);
+        msgpack_pack_nil(&pk);
+        msgpack_pack_double(&pk, 1.5);
+        msgpack_pack_true(&pk);
+        msgpack_pack_array(&pk, 2);
+        msgpack_pack_int64(&pk, -5);
+        msgpack_pack_float(&pk, 2.5f);
+        msgpack_pack_ext_with_body(&pk, "abc", 3, 1);
+        msgpack_pack_bin_with_body(&pk, big, 1000);     /* bin16 */
+    }
+}
+
+START_TEST(test_pyworker__envelope_reads_every_form)
+{
+    for (int variant = 0; variant < 2; variant++) {
+        msgpack_sbuffer sb;
+        struct fa_env e;
+        const char *why = NULL, *p;
+        const unsigned char *it;
+        uint32_t n;
+        char *body;
+
+        msgpack_sbuffer_init(&sb);
+        pack_head(&sb, variant);
+        msgpack_sbuffer_write(&sb, "BODY", 4);
+        body = malloc(sb.size);   /* exact size: ASan sees an over-read */
+        memcpy(body, sb.data, sb.size);
+        ck_assert_int_eq(fa_env_parse(body, sb.size, &e, &why), 0);
+        ck_assert_uint_eq(e.head_len, sb.size - 4);
+        ck_assert_uint_eq(e.route_id, variant ? 4000000000ull : 7);
+        ck_assert_uint_eq(e.method_len, 3);
+        ck_assert(memcmp(e.method, "GET", 3) == 0);
+        ck_assert_uint_eq(e.path_len, variant ? 300 : 2);
+        ck_assert_uint_eq(e.query_len, variant ? 3 : 0);
+        ck_assert_uint_eq(e.n_params, 2);
+        it = fa_env_str(&e, e.params, &p, &n);
+        ck_assert_uint_eq(n, 40);
+        it = fa_env_str(&e, it, &p, &n);
+        ck_assert_uint_eq(n, variant ? 70000 : 1);
+        ck_assert_ptr_eq(it, e.params + (variant ? 42 + 70005 : 42 + 2));
+        ck_assert_uint_eq(e.n_headers, variant ? 10 : 1);
+        it = e.headers;
+        for (uint32_t i = 0; i < e.n_headers; i++) {
+            it = fa_env_str(&e, it, &p, &n);
+            ck_assert_uint_eq(n, 4);
+            it = fa_env_str(&e, it, &p, &n);
+            ck_assert_uint_eq(n, i * 30);
+        }
+        ck_assert_uint_eq(e.host_len, 3);
+        ck_assert_uint_eq(e.port, variant ? 65535 : 80);
+        /* Every proper prefix of the head asks for more. */
+        for (size_t cut = 0; cut < e.head_len; cut += variant && cut > 400 ? 97 : 1) {
+            char *part = malloc(cut ? cut : 1);
+            memcpy(part, body, cut);
+            ck_assert_msg(fa_env_parse(part, cut, &e, &why) == -2, "variant %d cut at %zu: %s",
+                          variant, cut, why);
+            free(part);
+        }
+        free(body);
+        msgpack_sbuffer_destroy(&sb);
+    }
+}
+END_TEST
+
+START_TEST(test_pyworker__envelope_refuses_wrong_types)
+{
+    static const struct { const char *bytes; size_t len; const char *why; } cases[] = {
+        {"\x80", 1, "not a msgpack array"},
+        {"\x98", 1, "fewer than 9"},
+        {"\x99\xa1x", 3, "route id"},
+        {"\x99\xff", 2, "route id"},                                 /* negative */
+        {"\x99\x01\x05", 3, "method"},
+        {"\x99\x01\xa3GET\xa1/\xa0\x91\x01", 12, "path parameter"},
+        {"\x99\x01\xa3GET\xa1/\xa0\x90\x91\xa1h", 14, "pairs"},
+        {"\x99\x01\xa3GET\xa1/\xa0\x90\x92\xa1h\x01", 15, "header name or value"},
+        {"\x99\x01\xa3GET\xa1/\xa0\x90\x90\xa2h1\xce\x00\x01\x00\x00\x00", 20, "above 65535"},
+        {"\x99\x01\xa3GET\xa1/\xa0\x90\x90\xa2h1\x50\xc1", 16, "after the client port"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct fa_env e;
+        const char *why = NULL;
+        char *b = malloc(cases[i].len);
+
+        memcpy(b, cases[i].bytes, cases[i].len);
+        ck_assert_msg(fa_env_parse(b, cases[i].len, &e, &why) == -1, "case %zu", i);
+        ck_assert_msg(why != NULL && strstr(why, cases[i].why) != NULL, "case %zu: %s", i, why);
+        free(b);
+    }
+}
+END_TEST
+
+START_TEST(test_pyworker__envelope_writes_response_heads)
+{
+    static char buf[140000];
+    char *big = malloc(70000);
+    struct fa_env_out o = {buf, buf + sizeof(buf), 0};
+    static const size_t lens[] = {0, 31, 32, 255, 256, 65535, 65536};
+    msgpack_zone zone;
+    msgpack_object obj;
+    size_t off = 0;
+
+    memset(big, 'y', 70000);
+    fa_env_put_array(&o, 2);
+    fa_env_put_uint(&o, 204);
+    fa_env_put_array(&o, 7);
+    for (size_t i = 0; i < 7; i++)
+        fa_env_put_str(&o, big, lens[i]);
+    ck_assert_int_eq(o.overflow, 0);
+    msgpack_zone_init(&zone, 4096);
+    ck_assert_int_eq(msgpack_unpack(buf, (size_t)(o.p - buf), &off, &zone, &obj),
+                     MSGPACK_UNPACK_SUCCESS);
+    ck_assert_uint_eq(obj.via.array.ptr[0].via.u64, 204);
+    for (size_t i = 0; i < 7; i++) {
+        ck_assert_int_eq(obj.via.array.ptr[1].via.array.ptr[i].type, MSGPACK_OBJECT_STR);
+        ck_assert_uint_eq(obj.via.array.ptr[1].via.array.ptr[i].via.str.size, lens[i]);
+    }
+    msgpack_zone_destroy(&zone);
+    for (uint64_t v = 0; v < (1ull << 40); v = v * 3 + 1) {
+        o.p = buf;
+        fa_env_put_uint(&o, v);
+        off = 0;
+        msgpack_zone_init(&zone, 256);
+        ck_assert_int_eq(msgpack_unpack(buf, (size_t)(o.p - buf), &off, &zone, &obj),
+                         MSGPACK_UNPACK_SUCCESS);
+        ck_assert_uint_eq(obj.via.u64, v);
+        msgpack_zone_destroy(&zone);
+    }
+    o.p = buf;
+    o.end = buf + 10;
+    fa_env_put_str(&o, big, 10);
+    ck_assert_int_eq(o.overflow, 1);
+    free(big);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* The JSON encoder, response bodies, after hooks, shutdown             */
+/* ------------------------------------------------------------------ */
+
+/* tests/pyworker/test_json.py, run by pytest inside the worker's own
+ * interpreter (--run): _fasterapi.dumps against json.dumps. */
+START_TEST(test_pyworker__json_encoder_matches_json_dumps)
+{
+    const char *args[] = {"--run", "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                          FA_SRCDIR "/tests/pyworker/test_json.py", NULL};
+    char *out;
+    size_t len;
+    int st = run_capture(args, &out, &len);
+
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "pytest in the worker: status 0x%x:\n%.*s",
+                  st, (int)len, out);
+    free(out);
+}
+END_TEST
+
+START_TEST(test_pyworker__run_mode)
+{
+    const char *ok[] = {"--run", FA_SRCDIR "/tests/pyworker/proto/run_probe.py", "a", "-q", NULL};
+    const char *exit3[] = {"--run", FA_SRCDIR "/tests/pyworker/proto/run_probe.py", "exit3", NULL};
+    const char *missing[] = {"--run", "/nonexistent/script.py", NULL};
+    const char *late[] = {"--describe", "--run", "x.py", NULL};
+    char *out;
+    size_t len;
+    int st;
+
+    st = run_capture(ok, &out, &len);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status 0x%x", st);
+    ck_assert_msg(memmem(out, len, "argv=['", 7) != NULL && memmem(out, len, "', 'a', '-q']", 13),
+                  "%.*s", (int)len, out);
+    ck_assert_msg(memmem(out, len, "dumps=b'{\"a\":[1]}'", 18) != NULL, "%.*s", (int)len, out);
+    free(out);
+    st = run_capture(exit3, &out, &len);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 3, "status 0x%x", st);
+    free(out);
+    st = run_capture_q(missing, &out, &len, 1);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 64, "status 0x%x", st);
+    free(out);
+    st = run_capture_q(late, &out, &len, 1);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 64, "status 0x%x", st);
+    free(out);
+}
+END_TEST
+
+static void proto_start(void)
+{
+    static char dir[] = "/tmp/fa-pywtest.XXXXXX";
+
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    setenv("FA_TEST_DIR", dir, 1);
+    harness_start_app(FA_SRCDIR "/tests/pyworker/proto", "proto_app:dispatch");
+}
+
+static void proto_get(uint32_t h, int route, struct resp *r)
+{
+    uint32_t t = send_req(h, (uint64_t)route, "GET", "/r", NULL, 0, NULL, 0);
+    recv_ok(h, r, t);
+}
+
+/* A body that is a value: encoded in C into the response chunks, the same
+ * bytes as json.dumps, also when it spans many chunks. */
+START_TEST(test_pyworker__json_body_encoded_into_chunks)
+{
+    static const int pairs[][2] = {{PROTO_JSON, PROTO_JSON_REF}, {PROTO_BIG, PROTO_BIG_REF},
+                                   {PROTO_HOOKS, PROTO_HOOKS_REF}};
+    struct resp a, b;
+
+    proto_start();
+    for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++) {
+        proto_get(0, pairs[i][0], &a);
+        proto_get(1, pairs[i][1], &b);
+        ck_assert_int_eq(a.status, 200);
+        ck_assert_int_eq(b.status, 200);
+        ck_assert_uint_eq(a.body_len, b.body_len);
+        ck_assert_msg(memcmp(a.body, b.body, a.body_len) == 0, "route %d: %s\nvs %s", pairs[i][0],
+                      a.body, b.body);
+        if (pairs[i][0] == PROTO_BIG)
+            ck_assert_uint_gt(a.body_len, 10 * CHUNK);
+        resp_free(&a);
+        resp_free(&b);
+    }
+    proto_get(0, PROTO_STR, &a);
+    ck_assert_str_eq(a.body, "\"a str body\"");
+    resp_free(&a);
+    ck_assert_uint_eq(free_chunks(fa_seg_py_arena(&H.seg, SLOT)), CHUNKS);
+    ck_assert_int_eq(harness_stop(), 0);
+}
+END_TEST
+
+
+/* The same headers as a list and, with LAZY_HEADERS, as RequestHeaders:
+ * built on first use, or when dispatch returns if the app kept them (the
+ * request's chunks are reused at once by the next requests). */
+static void headers_roundtrip(int lazy)
+{
+    static const char *hdrs[] = {"Host", "localhost", "X-Mixed-CASE", "caf\xe9",
+                                 "Accept", "*/*"};
+    static const char *other[] = {"Host", "elsewhere", "X-Other", "zzzzzzzzzzzzzzzzzzzzzzz"};
+    static const char want[] =
+        "[[\"host\",\"localhost\"],[\"x-mixed-case\",\"caf\xc3\xa9\"],[\"accept\",\"*/*\"]]";
+    struct resp r;
+    uint32_t t;
+
+    setenv("FA_TEST_LAZY", lazy ? "1" : "0", 1);
+    proto_start();
+    t = send_req_gen(0, PROTO_HEADERS, "GET", "/r", "", NULL, 0, hdrs, 3, NULL, 0, GEN, NULL);
+    recv_ok(0, &r, t);
+    ck_assert_str_eq(r.body, want);
+    resp_free(&r);
+    t = send_req_gen(0, PROTO_HEADERS_KEEP, "GET", "/r", "", NULL, 0, hdrs, 3, NULL, 0, GEN, NULL);
+    recv_ok(0, &r, t);
+    resp_free(&r);
+    for (int i = 0; i < 3 * CHUNKS; i++) {   /* every request chunk reused, rewritten */
+        t = send_req_gen(0, PROTO_HEADERS, "GET", "/r", "", NULL, 0, other, 2, NULL, 0, GEN, NULL);
+        recv_ok(0, &r, t);
+        resp_free(&r);
+    }
+    t = send_req_gen(0, PROTO_HEADERS_KEPT, "GET", "/r", "", NULL, 0, other, 2, NULL, 0, GEN, NULL);
+    recv_ok(0, &r, t);
+    ck_assert_uint_eq(r.body_len, sizeof(want) + 1);
+    ck_assert(memcmp(r.body + 1, want, sizeof(want) - 1) == 0);
+    resp_free(&r);
+    t = send_req_gen(1, PROTO_HEADERS_SEQ, "GET", "/r", "", NULL, 0, hdrs, 3, NULL, 0, GEN, NULL);
+    recv_ok(1, &r, t);
+    ck_assert_msg(strstr(r.body, lazy ? "\"type\":\"RequestHeaders\"" : "\"type\":\"list\"") &&
+                  strstr(r.body, "\"len\":3,\"first\":[\"host\",\"localhost\"],"
+                                 "\"last\":[\"accept\",\"*/*\"],\"slice\":[[\"host\",\"localhost\"]],"
+                                 "\"contains\":true,\"eq\":true,\"copy\":true"), "%s", r.body);
+    resp_free(&r);
+    ck_assert_uint_eq(free_chunks(fa_seg_http_arena(&H.seg, 0)), CHUNKS);
+    ck_assert_int_eq(harness_stop(), 0);
+}
+
+START_TEST(test_pyworker__headers_list)
+{
+    headers_roundtrip(0);
+}
+END_TEST
+
+START_TEST(test_pyworker__headers_lazy)
+{
+    headers_roundtrip(1);
+}
+END_TEST
+
+/* A route's `extra` dict reaches the route table as a msgpack map. */
+START_TEST(test_pyworker__describe_packs_extra)
+{
+    const char *args[] = {"--describe", "--app", "proto_app:dispatch", "--app-dir",
+                          FA_SRCDIR "/tests/pyworker/proto", NULL};
+    char *out;
+    size_t len, off = 0;
+    int st = run_capture(args, &out, &len);
+    msgpack_zone zone;
+    msgpack_object o, *r, *m;
+    int seen = 0;
+
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "describe exited with 0x%x", st);
+    msgpack_zone_init(&zone, 4096);
+    ck_assert_int_eq(msgpack_unpack(out, len, &off, &zone, &o), MSGPACK_UNPACK_SUCCESS);
+    ck_assert_uint_eq(o.via.array.size, N_PROTO);
+    r = &o.via.array.ptr[PROTO_STATIC];
+    ck_assert_uint_eq(r->via.array.size, 5);
+    ck_assert_int_eq(r->via.array.ptr[4].type, MSGPACK_OBJECT_MAP);
+    m = &r->via.array.ptr[4];
+    for (uint32_t i = 0; i < m->via.map.size; i++) {
+        msgpack_object_kv *kv = &m->via.map.ptr[i];
+        const char *k = kv->key.via.str.ptr;
+        uint32_t kn = kv->key.via.str.size;
+
+        if (kn == 4 && memcmp(k, "body", 4) == 0) {
+            ck_assert_int_eq(kv->val.type, MSGPACK_OBJECT_BIN);
+            ck_assert_uint_eq(kv->val.via.bin.size, 4);
+            ck_assert(memcmp(kv->val.via.bin.ptr, "\0bin", 4) == 0);
+            seen |= 1;
+        } else if (kn == 12 && memcmp(k, "content_type", 12) == 0) {
+            ck_assert_int_eq(kv->val.type, MSGPACK_OBJECT_NIL);
+            seen |= 2;
+        } else if (kn == 1 && k[0] == 'n') {
+            msgpack_object *a = kv->val.via.array.ptr;
+            ck_assert_uint_eq(kv->val.via.array.size, 5);
+            ck_assert_int_eq(a[0].type, MSGPACK_OBJECT_FLOAT64);
+            ck_assert_int_eq(a[1].type, MSGPACK_OBJECT_NEGATIVE_INTEGER);
+            ck_assert_uint_eq(a[2].via.u64, UINT64_MAX);
+            ck_assert_int_eq(a[3].type, MSGPACK_OBJECT_BOOLEAN);
+            ck_assert_uint_eq(a[4].via.array.size, 2);
+            seen |= 4;
+        }
+    }
+    ck_assert_int_eq(seen, 7);
+    msgpack_zone_destroy(&zone);
+    free(out);
+}
+END_TEST
+
+/* A value that cannot be encoded, one larger than the arena, a buffer
+ * that is not contiguous: 500 each (logged), the chunks of the aborted
+ * message back in the arena, and the worker serves on. */
+START_TEST(test_pyworker__bad_bodies_500_then_serves)
+{
+    static const int routes[] = {PROTO_BAD_JSON, PROTO_HUGE_JSON, PROTO_NONCONTIG};
+    struct resp r;
+
+    proto_start();
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        proto_get(1, routes[i], &r);
+        ck_assert_msg(r.status == 500, "route %d: status %d", routes[i], r.status);
+        ck_assert_str_eq(r.body, "Internal Server Error\n");
+        resp_free(&r);
+        ck_assert_uint_eq(free_chunks(fa_seg_py_arena(&H.seg, SLOT)), CHUNKS);
+    }
+    proto_get(1, PROTO_JSON, &r);
+    ck_assert_int_eq(r.status, 200);
+    resp_free(&r);
+    ck_assert_uint_eq(fa_seg_py_slot(&H.seg, SLOT)->stats.errors, 3);
+    ck_assert_int_eq(harness_stop(), 0);
+}
+END_TEST
+
+/* bytearray and memoryview bodies, including the request's own body view
+ * and a slice of it, copied once; the request chunk is freed after. */
+START_TEST(test_pyworker__buffer_bodies)
+{
+    struct resp r;
+    uint32_t t;
+
+    proto_start();
+    proto_get(0, PROTO_BYTEARRAY, &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, "bytearray body");
+    resp_free(&r);
+    t = send_req(0, PROTO_ECHO_VIEW, "POST", "/r", NULL, 0, "hello view", 10);
+    recv_ok(0, &r, t);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, "hello view");
+    resp_free(&r);
+    t = send_req(0, PROTO_ECHO_SLICE, "POST", "/r", NULL, 0, "[slice]", 7);
+    recv_ok(0, &r, t);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, "slice");
+    resp_free(&r);
+    ck_assert_uint_eq(free_chunks(fa_seg_http_arena(&H.seg, 0)), CHUNKS);
+    ck_assert_int_eq(harness_stop(), 0);
+}
+END_TEST
+
+/* The 4th item of dispatch's result runs after the response is published
+ * and the HTTP worker woken: the hook waits for a file that the test makes
+ * only once it holds the response. A hook that raises is logged only. */
+START_TEST(test_pyworker__after_hook_runs_after_publish)
+{
+    char go[256];
+    struct resp r;
+    uint64_t t0;
+    int fd;
+
+    proto_start();
+    snprintf(go, sizeof(go), "%s/after-go", getenv("FA_TEST_DIR"));
+    t0 = now_ms();
+    proto_get(0, PROTO_AFTER, &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, "{\"ok\":true}");
+    ck_assert_uint_lt(now_ms() - t0, 4000);
+    resp_free(&r);
+    fd = open(go, O_CREAT | O_WRONLY, 0600);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    proto_get(0, PROTO_AFTER_LOG, &r);
+    ck_assert_str_eq(r.body, "[\"go\"]");
+    resp_free(&r);
+    proto_get(1, PROTO_AFTER_RAISES, &r);
+    ck_assert_int_eq(r.status, 200);
+    resp_free(&r);
+    proto_get(1, PROTO_AFTER_LOG, &r);
+    ck_assert_str_eq(r.body, "[\"raised\"]");
+    resp_free(&r);
+    ck_assert_uint_eq(fa_seg_py_slot(&H.seg, SLOT)->stats.errors, 0);
+    ck_assert_int_eq(harness_stop(), 0);
+}
+END_TEST
+
+/* The package's internal header for files sent by the HTTP worker passes
+ * as it is (a path's bytes, latin-1 decoded). */
+START_TEST(test_pyworker__sendfile_header_passes)
+{
+    struct resp r;
+
+    proto_start();
+    proto_get(0, PROTO_SENDFILE, &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_ptr_nonnull(resp_header(&r, "x-fasterapi-sendfile"));
+    ck_assert_str_eq(resp_header(&r, "x-fasterapi-sendfile"),
+                     "/srv/files/caf\xc3\xa9 \xe6\x97\xa5\xe6\x9c\xac.txt");
+    ck_assert_uint_eq(r.body_len, 0);
+    resp_free(&r);
+    ck_assert_int_eq(harness_stop(), 0);
+}
+END_TEST
+
+/* After SIGTERM's drain the worker calls fasterapi._boot.shutdown(). */
+START_TEST(test_pyworker__shutdown_hook_after_drain)
+{
+    char path[256], buf[64] = "";
+    struct resp r;
+    int fd;
+
+    proto_start();
+    proto_get(0, PROTO_JSON, &r);
+    resp_free(&r);
+    snprintf(path, sizeof(path), "%s/shutdown", getenv("FA_TEST_DIR"));
+    ck_assert_int_ne(access(path, F_OK), 0);
+    ck_assert_int_eq(harness_stop(), 0);
+    fd = open(path, O_RDONLY);
+    ck_assert_msg(fd >= 0, "shutdown() did not run");
+    ck_assert_int_gt(read(fd, buf, sizeof(buf) - 1), 0);
+    close(fd);
+    ck_assert_str_eq(buf, "shutdown ran");
+}
+END_TEST
+
 /* Throughput: pipelined small requests over both rings, as fast as the
  * worker answers. The harness side stays cheap (one envelope packed once,
  * no Check assertion per request: in fork mode each one is a write(2)) so
@@ -1000,6 +1521,10 @@ START_TEST(test_pyworker__throughput)
     const char *e = getenv("FA_PYW_BENCH_N"), *eb = getenv("FA_PYW_BENCH_BODY");
     long total = e ? atol(e) : 20000, sent = 0, done = 0, bad = 0;
     size_t body_len = eb ? (size_t)atol(eb) : 0;   /* > 0: POST /echo with that body */
+    int json = getenv("FA_PYW_BENCH_JSON") != NULL && body_len == 0;
+    int proto = json && getenv("FA_PYW_BENCH_PROTO") != NULL;
+    static const char hello[] = "{\"hello\":\"world\"}";
+    const char *what = body_len ? "POST /echo" : json ? "GET /hello" : "GET /plain";
     static char body[8192];
     int window = RING_CAP / 2, inflight[N_HTTP] = {0};
     static const char *hdrs[] = {"Host", "localhost", "User-Agent", "check/1.0",
@@ -1013,14 +1538,18 @@ START_TEST(test_pyworker__throughput)
     if (body_len > sizeof(body))
         body_len = sizeof(body);
     memset(body, 'b', body_len);
-    harness_start();
+    if (proto)
+        proto_start();
+    else
+        harness_start();
     py = fa_seg_py_slot(&H.seg, SLOT);
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     msgpack_pack_array(&pk, 9);
-    msgpack_pack_uint64(&pk, body_len ? ROUTE_ECHO : ROUTE_PLAIN);
+    msgpack_pack_uint64(&pk, body_len ? ROUTE_ECHO : proto ? PROTO_HELLO : json ? ROUTE_HELLO
+                                                                          : ROUTE_PLAIN);
     msgpack_pack_str_with_body(&pk, body_len ? "POST" : "GET", body_len ? 4 : 3);
-    msgpack_pack_str_with_body(&pk, body_len ? "/echo" : "/plain", body_len ? 5 : 6);
+    msgpack_pack_str_with_body(&pk, what + (body_len ? 5 : 4), strlen(what + (body_len ? 5 : 4)));
     msgpack_pack_str_with_body(&pk, "", 0);
     msgpack_pack_array(&pk, 0);
     msgpack_pack_array(&pk, 6);
@@ -1054,7 +1583,8 @@ START_TEST(test_pyworker__throughput)
             if (pushed)
                 fa_doorbell_ring(&py->sleeping, H.py_efd);
             if (inflight[h] > 0) {
-                if (bench_recv(h, body_len ? body : "ok", body_len ? body_len : 2) < 0)
+                if (bench_recv(h, body_len ? body : json ? hello : "ok",
+                               body_len ? body_len : json ? sizeof(hello) - 1 : 2) < 0)
                     bad++;
                 inflight[h]--;
                 done++;
@@ -1067,7 +1597,7 @@ START_TEST(test_pyworker__throughput)
     busy = atomic_load(&py->stats.busy_ns);
     fprintf(stderr, "throughput (%s): %ld requests in %.3f s: %.0f requests/s, %.2f us/request "
                     "end to end, %.2f us/request busy in the worker\n",
-            body_len ? "POST /echo" : "GET /plain", total, dt, (double)total / dt, dt * 1e6 / (double)total,
+            what, total, dt, (double)total / dt, dt * 1e6 / (double)total,
             (double)busy / 1e3 / (double)atomic_load(&py->stats.requests));
     ck_assert_int_eq(harness_stop(), 0);
 }
@@ -1101,6 +1631,31 @@ static Suite *make_suite_pyworker(void)
     tcase_add_test(tc, test_pyworker__bad_responses_500);
     tcase_add_test(tc, test_pyworker__arena_full_waits_for_free);
     tcase_add_test(tc, test_pyworker__response_ring_full_waits);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("envelope");
+    tcase_add_test(tc, test_pyworker__envelope_reads_every_form);
+    tcase_add_test(tc, test_pyworker__envelope_refuses_wrong_types);
+    tcase_add_test(tc, test_pyworker__envelope_writes_response_heads);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("protocol");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_pyworker__run_mode);
+    tcase_add_test(tc, test_pyworker__json_body_encoded_into_chunks);
+    tcase_add_test(tc, test_pyworker__bad_bodies_500_then_serves);
+    tcase_add_test(tc, test_pyworker__buffer_bodies);
+    tcase_add_test(tc, test_pyworker__after_hook_runs_after_publish);
+    tcase_add_test(tc, test_pyworker__sendfile_header_passes);
+    tcase_add_test(tc, test_pyworker__shutdown_hook_after_drain);
+    tcase_add_test(tc, test_pyworker__headers_list);
+    tcase_add_test(tc, test_pyworker__headers_lazy);
+    tcase_add_test(tc, test_pyworker__describe_packs_extra);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("json");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, test_pyworker__json_encoder_matches_json_dumps);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("bench");   /* CK_RUN_CASE=bench FA_PYW_BENCH_N=100000 */

@@ -581,6 +581,8 @@ static const struct bad_case bad[] = {
     BAD("value_escape", "GET / " H11 "X: \x1b[31m\r\n\r\n", 400),
     BAD("value_vertical_tab", "GET / " H11 "X: a\x0b" "b\r\n\r\n", 400),
     BAD("value_ctl_in_trailer", "POST / " H11 TE_CHUNKED "\r\n0\r\nX: a\x01\r\n\r\n", 400),
+    /* http-parser checks neither the first byte of a value nor DEL */
+    BAD("value_ctl_first_in_trailer", "POST / " H11 TE_CHUNKED "\r\n0\r\nX: \x01a\r\n\r\n", 400),
     /* Host */
     BAD("host_missing_http11", "GET / HTTP/1.1\r\n\r\n", 400),
     BAD("host_missing_absolute_form", "GET http://h/ HTTP/1.1\r\n\r\n", 400),
@@ -644,6 +646,9 @@ static const struct bad_case bad[] = {
     BAD("target_authority_form", "GET h:80 " H11 "\r\n", 400),
     /* methods */
     BAD("connect_not_implemented", "CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n", 501),
+    BAD("connect_two_spaces", "CONNECT  h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n", 501),
+    /* the parser would call it invalid (400) further on: the method comes first */
+    BAD("connect_bad_authority", "CONNECT h:4\x01 HTTP/1.1\r\nHost: h\r\n\r\n", 501),
     BAD("method_unknown", "BREW /pot " H11 "\r\n", 400),
     BAD("method_lowercase", "get / " H11 "\r\n", 400),
     BAD("method_leading_space", " GET / " H11 "\r\n", 400),
@@ -676,6 +681,9 @@ static const struct bad_case bad[] = {
          "0123456789 HTTP/1.1\r\nHost: h\r\n\r\n", 414, &wide_uri_lim),
     BADL("limit_head_wide_uri", "GET /0123456789 HTTP/1.1\r\nHost: h\r\n"
          "X: 01234567890123456789\r\n\r\n", 431, &wide_uri_lim),
+    BADL("limit_header_count_then_no_colon", "GET / " H11 "A: 1\r\nB: 2\r\nC: 3\r\nD\r\n\r\n", 431, &small_lim),
+    BADL("limit_target_then_bad_byte", "GET /01234567890123456789012345678901234567890\x01 " H11 "\r\n",
+         414, &small_lim),
     BADL("limit_header_count", "GET / " H11 "A: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n", 431, &small_lim),
     BADL("limit_header_bytes", "GET / " H11 "A: 0123456789012345678901234567890123456789"
          "01234567890123456789012345678901234567890123456789012345678901234567890123456789\r\n\r\n",
@@ -872,6 +880,8 @@ END_TEST
 START_TEST(test_http__error_then_nothing)
 {
     static const char req[] = "GET / HTTP/1.1\r\nHost: h\r\n\rX";
+    static const char between[] = "GET / " H11 "\r\n"   /* a whole message, then */
+                                  "\rGET";                /* a bare CR before the next */
     struct rec *r = rec_new();
     const char *reason = NULL;
 
@@ -882,6 +892,12 @@ START_TEST(test_http__error_then_nothing)
     ck_assert_int_eq(r->n_heads, 0);     /* http-parser alone would have ended the head */
     ck_assert_int_eq(fa_http_feed(r->h, "GET / " H11 "\r\n", 27), 0);
     ck_assert_int_eq(fa_http_done(r->h), 1);
+    ck_assert_int_eq(fa_http_in_message(r->h), 1);     /* it failed inside a message */
+    /* an error before any byte of a message leaves in_message 0 */
+    rec_start(r, NULL, 0);
+    ck_assert_int_eq(fa_http_feed(r->h, between, sizeof(between) - 1), -1);
+    ck_assert_int_eq(r->n_completes, 1);
+    ck_assert_int_eq(fa_http_error(r->h, NULL), 400);
     ck_assert_int_eq(fa_http_in_message(r->h), 0);
     rec_free(r);
 }
@@ -1138,6 +1154,27 @@ static char *outcome_text(struct rec *r, const struct outcome *out)
 #ifndef FUZZ_ITERS
 #define FUZZ_ITERS 40       /* per loop index; raise with -DFUZZ_ITERS for a long run */
 #endif
+#ifndef FUZZ_SEED
+#define FUZZ_SEED 0         /* -DFUZZ_SEED=n for other inputs */
+#endif
+
+/* C-escaped copy of s, for failure messages (static buffer). */
+static const char *show(const char *s, size_t len)
+{
+    static char out[16384];
+    size_t n = 0;
+
+    for (size_t i = 0; i < len && n + 5 < sizeof(out); i++) {
+        unsigned char c = (unsigned char)s[i];
+
+        if (c >= 0x20 && c < 0x7f && c != '\\')
+            out[n++] = (char)c;
+        else
+            n += (size_t)snprintf(out + n, sizeof(out) - n, "\\x%02x", c);
+    }
+    out[n] = '\0';
+    return out;
+}
 
 static uint64_t rng_state;
 
@@ -1156,7 +1193,7 @@ START_TEST(test_http__mutated_inputs_split_invariant)
     struct rec *r = rec_new();
     char buf[4096];
 
-    rng_state = 0x9e3779b97f4a7c15ULL + (uint64_t)_i;
+    rng_state = 0x9e3779b97f4a7c15ULL + (uint64_t)_i + 1000ULL * FUZZ_SEED;
     for (int iter = 0; iter < FUZZ_ITERS; iter++) {
         const struct good_case *c = &good[rng() % N_GOOD];
         size_t len = good_len(c), cut;
@@ -1195,14 +1232,15 @@ START_TEST(test_http__mutated_inputs_split_invariant)
         rec_start(r, c->lim, 0);
         feed_input(r, buf, len, M_BYTES, 0, &out);
         got = outcome_text(r, &out);
-        ck_assert_msg(strcmp(want, got) == 0, "%s mutated, bytewise:\n%s\nwhole:\n%s", c->name, got, want);
+        ck_assert_msg(strcmp(want, got) == 0, "%s mutated to '%s', bytewise:\n%s\nwhole:\n%s",
+                      c->name, show(buf, len), got, want);
         free(got);
         for (cut = 1; cut < len; cut += 1 + rng() % 5) {
             rec_start(r, c->lim, 0);
             feed_input(r, buf, len, M_SPLIT, cut, &out);
             got = outcome_text(r, &out);
-            ck_assert_msg(strcmp(want, got) == 0, "%s mutated, split at %zu:\n%s\nwhole:\n%s",
-                          c->name, cut, got, want);
+            ck_assert_msg(strcmp(want, got) == 0, "%s mutated to '%s', split at %zu:\n%s\nwhole:\n%s",
+                          c->name, show(buf, len), cut, got, want);
             free(got);
         }
         free(want);

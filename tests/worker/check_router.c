@@ -44,6 +44,12 @@ static const struct route {
     { HTTP_PATCH,  "/{a}/edit",                    22 },
     { HTTP_GET,    "/deep/{a}/x/{b}/y",            23 },
     { HTTP_GET,    "/deep/{a}/x/z/y",              24 },
+    { HTTP_GET,    "/static/{file:path}",          25 },   /* rest of the path */
+    { HTTP_GET,    "/static/special",              26 },
+    { HTTP_POST,   "/static/{other:path}",         27 },   /* same node, other name */
+    { HTTP_GET,    "/mix/{a}/{rest:path}",         28 },
+    { HTTP_GET,    "/mix/{a}/fixed",               29 },
+    { HTTP_GET,    "/mix/{a}/p/{b}",               30 },
 };
 #define N_ROUTES (sizeof(routes) / sizeof(routes[0]))
 
@@ -94,6 +100,29 @@ static const struct match_case {
     OK(HTTP_GET, "/users/edit", 5, "edit"),
     OK(HTTP_GET, "/deep/1/x/z/y", 24, "1"),
     OK(HTTP_GET, "/deep/1/x/w/y", 23, "1|w"),
+    OK(HTTP_GET, "/static/a.css", 25, "a.css"),
+    OK(HTTP_GET, "/static/a/b/c.js", 25, "a/b/c.js"),
+    OK(HTTP_GET, "/static/special", 26, ""),
+    /* the static branch dead-ends: the rest takes it all */
+    OK(HTTP_GET, "/static/special/x", 25, "special/x"),
+    OK(HTTP_GET, "/static/a/", 25, "a/"),
+    OK(HTTP_GET, "/static//x", 25, "/x"),
+    OK(HTTP_GET, "/static/%2e%2e/x", 25, "%2e%2e/x"),   /* raw */
+    OK(HTTP_HEAD, "/static/x", 25, "x"),
+    OK(HTTP_POST, "/static/x/y", 27, "x/y"),
+    OK(HTTP_GET, "/mix/1/fixed", 29, "1"),
+    OK(HTTP_GET, "/mix/1/fixed/more", 28, "1|fixed/more"),
+    OK(HTTP_GET, "/mix/1/p/2", 30, "1|2"),
+    /* {b} cannot take "2/3": back up into the rest */
+    OK(HTTP_GET, "/mix/1/p/2/3", 28, "1|p/2/3"),
+    OK(HTTP_GET, "/mix/1/x", 28, "1|x"),
+    NF(HTTP_GET, "/static/"),    /* the rest is one byte or more */
+    NF(HTTP_GET, "/static"),
+    NF(HTTP_GET, "/mix/1/"),
+    NF(HTTP_GET, "/mix/1"),
+    BAD(HTTP_PUT, "/static/x", BIT(HTTP_GET) | BIT(HTTP_POST)),
+    OK(HTTP_POST, "/static/special", 27, "special"),
+    BAD(HTTP_DELETE, "/static/special", BIT(HTTP_GET) | BIT(HTTP_POST)),
 
     NF(HTTP_GET, ""),
     NF(HTTP_GET, "users"),
@@ -255,6 +284,11 @@ static const struct bad_pattern {
     { HTTP_GET, "/users",              "duplicate" },
     { HTTP_GET, "/users/{other}",      "duplicate" },
     { HTTP_HEAD, "/head",              "duplicate" },
+    { HTTP_GET, "/static/{f:path}",    "duplicate" },
+    { HTTP_GET, "/a/{p:path}/b",       "must be the last segment" },
+    { HTTP_GET, "/a/{p:path}/",        "must be the last segment" },
+    { HTTP_GET, "/{p:path}/{q:path}",  "must be the last segment" },
+    { HTTP_GET, "/a/{p:path}x",        "'{' must open a segment that '}' closes" },
 };
 #define N_BAD_PATTERNS (sizeof(bad_patterns) / sizeof(bad_patterns[0]))
 
