@@ -186,6 +186,7 @@ static void master__py_died(struct fa_master *m, uint32_t p)
     struct fa_slot_sh *s = fa_seg_py_slot(&m->seg, p);
     atomic_store(&s->state, FA_SLOT_DEAD);
     atomic_store(&s->pid, 0);
+    atomic_store(&s->current.start_ns, 0);   /* it died mid-request: not the next one's */
     atomic_fetch_add(&s->gen, 1);
     /* in_flight is left alone: each HTTP worker takes back its own share
      * when it fails the dead generation's requests. */

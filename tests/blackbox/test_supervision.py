@@ -173,3 +173,24 @@ def test_worker_that_keeps_dying_at_start_stops_the_server(server):
     assert re.search(r"Python worker 0 died 5 times in a row within 2 s of starting: stopping the server",
                      srv.log()), srv.log()
     assert not srv.children()
+
+
+def test_timeout_answers_504_and_replaces_the_worker(server):
+    srv = server("testapp:app", "--py-workers", "1", "--timeout", "1")
+    before = srv.get("/pid").json()["pid"]
+    t0 = time.monotonic()
+    r = srv.get("/seq/7?delay_ms=5000", timeout=10)
+    took = time.monotonic() - t0
+    assert r.status == 504, r
+    assert r.json() == {"detail": "Gateway Timeout"}
+    assert 0.9 < took < 3.5, took
+    assert srv.wait_log(r"Python worker 0 \(pid %d\): route GET /seq/\{i\} has run 1\.\d s \(--timeout 1\): "
+                        r"killing the worker" % before, 5), srv.log()
+    assert srv.wait_log(r"route GET /seq/\{i\}: timed out after \d+ ms queued and \d+ ms running: 504", 5), srv.log()
+    assert _wait_until(lambda: srv.get("/pid").status == 200, 10)
+    assert srv.get("/pid").json()["pid"] != before
+
+
+def test_no_timeout_below_the_limit(server):
+    srv = server("testapp:app", "--py-workers", "1", "--timeout", "3")
+    assert srv.get("/seq/1?delay_ms=1500", timeout=10).status == 200
