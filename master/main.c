@@ -171,6 +171,8 @@ int main(int argc, char **argv)
         goto bail;
     if (fa_routes_load(&m.routes, table, table_len, &cause) < 0)
         goto bail;
+    if (o.metrics_path && fa_routes_add_metrics(&m.routes, o.metrics_path, &cause) < 0)
+        goto bail;
 
     m.listen_fd = main__listen(o.bind, &cause);
     if (m.listen_fd < 0)

@@ -77,7 +77,8 @@ void fa_reload_begin(struct fa_master *m)
     }
     fa_log("reload: loading %s again", m->o->app);
     if (fa_describe(m->pyworker, m->o->app, m->o->app_dir, &table, &len, &cause) < 0 ||
-        fa_routes_load(&next, table, len, &cause) < 0) {
+        fa_routes_load(&next, table, len, &cause) < 0 ||
+        (m->o->metrics_path && fa_routes_add_metrics(&next, m->o->metrics_path, &cause) < 0)) {
         fa_log("reload failed: %s; still serving version %u", cause, m->version);
         free(cause);
         free(table);

@@ -50,3 +50,29 @@ def test_missing_server(tmp_path):
     r = subprocess.run([binary, "nosuch%d" % os.getpid()], capture_output=True, text=True)
     assert r.returncode == 1
     assert "no server named 'nosuch%d'" % os.getpid() in r.stderr, r.stderr
+
+
+def test_prometheus_metrics_served_in_c(server):
+    srv = server("testapp:app", "--py-workers", "1", "--metrics", "/metrics")
+    for i in range(5):
+        assert srv.get("/seq/%d" % i).status == 200
+    r = srv.get("/metrics")
+    assert r.status == 200, r
+    assert r.header("content-type").startswith("text/plain; version=0.0.4")
+    text = r.body.decode()
+    assert "# TYPE fasterapi_python_requests_total counter" in text
+    py = [ln for ln in text.splitlines() if ln.startswith('fasterapi_python_requests_total{python_worker="0"}')]
+    assert py and int(py[0].split()[-1]) >= 5, text
+    assert 'fasterapi_worker_state{kind="python",slot="0",state="ready"} 1' in text
+    count = [ln for ln in text.splitlines()
+             if ln.startswith('fasterapi_python_latency_seconds_count{python_worker="0"}')]
+    assert count and int(count[0].split()[-1]) >= 5, text
+    # The Python workers never saw /metrics.
+    assert srv.get("/pid").status == 200
+
+
+def test_metrics_path_clash_is_refused(cli):
+    r = cli("run", "testapp:app", "--app-dir", cli.apps_dir, "--bind", "127.0.0.1:1", "--metrics", "/pid",
+            "--name", "clash%d" % os.getpid())
+    assert r.returncode != 0
+    assert b"--metrics /pid" in r.stderr, r.stderr
