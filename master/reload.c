@@ -57,7 +57,7 @@ void fa_reload_begin(struct fa_master *m)
 {
     char *cause = NULL, *table = NULL;
     size_t len = 0;
-    struct fa_routes next;
+    struct fa_routes next = {0};
 
     if (m->reload != FA_RELOAD_IDLE) {
         fa_log("reload: a reload is already in progress; ignoring this one");
@@ -79,6 +79,7 @@ void fa_reload_begin(struct fa_master *m)
     if (fa_describe(m->pyworker, m->o->app, m->o->app_dir, &table, &len, &cause) < 0 ||
         fa_routes_load(&next, table, len, &cause) < 0 ||
         (m->o->metrics_path && fa_routes_add_metrics(&next, m->o->metrics_path, &cause) < 0)) {
+        fa_routes_free(&next);
         fa_log("reload failed: %s; still serving version %u", cause, m->version);
         free(cause);
         free(table);

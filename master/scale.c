@@ -233,7 +233,7 @@ static void scale__auto(struct fa_master *m, uint64_t now)
         struct fa_slot_sh *s = fa_seg_py_slot(&m->seg, p);
         if (m->py[p].wanted && atomic_load(&s->state) == FA_SLOT_READY) {
             ready++;
-            in_flight += atomic_load(&s->in_flight);
+            in_flight += fa_seg_py_in_flight(&m->seg, p);
         }
     }
     uint32_t active = fa_scale_active(m);
@@ -248,7 +248,7 @@ static void scale__auto(struct fa_master *m, uint64_t now)
         struct fa_proc *pr = &m->py[p];
         if (pr->wanted && !pr->retiring && pr->replaced_by < 0 && pr->pid > 0 &&
             now - pr->active_ns > (uint64_t)m->o->idle_timeout * 1000000000ull &&
-            atomic_load(&fa_seg_py_slot(&m->seg, (uint32_t)p)->in_flight) == 0) {
+            fa_seg_py_in_flight(&m->seg, (uint32_t)p) == 0) {
             m->last_scale_ns = now;
             fa_scale_retire(m, (uint32_t)p, "autoscale (idle)");
             m->py_target = fa_scale_active(m);
@@ -283,7 +283,6 @@ static void scale__timeouts(struct fa_master *m, uint64_t now)
         atomic_store(&s->kill_start_ns, start);
         atomic_store_explicit(&s->kill_reason, FA_KILL_TIMEOUT, memory_order_release);
         kill(pr->pid, SIGKILL);
-        pr->started_ns = 0;   /* not a start-up failure */
     }
 }
 

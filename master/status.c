@@ -66,7 +66,7 @@ int fa_cmd_status(const struct fa_options *o)
             continue;
         printf("%-6s %4u %8d %-9s %5u %10llu %9u\n", "python", i, (int)atomic_load(&s->pid),
                status__state(st), atomic_load(&s->gen), (unsigned long long)atomic_load(&s->stats.requests),
-               atomic_load(&s->in_flight));
+               fa_seg_py_in_flight(&seg, i));
     }
     fa_seg_detach(&seg);
     return 0;

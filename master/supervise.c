@@ -21,7 +21,7 @@
 #include "worker/util.h"
 #include "worker/worker.h"
 
-#define QUICK_DEATH_NS   (2ull * 1000000000ull)   /* dying within 2 s of start counts as a start-up failure */
+#define QUICK_DEATH_NS   (2ull * 1000000000ull)   /* a crash this soon after start lengthens the pause */
 #define MAX_QUICK_DEATHS 5
 #define BACKOFF_MIN_NS   (100ull * 1000000ull)
 #define BACKOFF_MAX_NS   (5ull * 1000000000ull)
@@ -154,26 +154,35 @@ static void master__describe_status(int status, char *buf, size_t n)
 }
 
 /* Schedules a restart with backoff; gives up on workers that keep dying at start. */
-static void master__schedule(struct fa_master *m, struct fa_proc *pr, const char *what, uint32_t i)
+static void master__schedule(struct fa_master *m, struct fa_proc *pr, const char *what, uint32_t i,
+                             bool was_ready)
 {
     uint64_t now = fa_now_ns();
-    if (now - pr->started_ns < QUICK_DEATH_NS)
+    /* A worker that dies before it is READY failed to start: after a few in
+     * a row the app cannot run and restarting forever helps nobody. One
+     * that served and then died (a crash, a kill) is restarted, with a
+     * growing pause only if it keeps dying soon after starting. */
+    if (!was_ready)
         pr->quick_deaths++;
     else
         pr->quick_deaths = 0;
+    if (was_ready && now - pr->started_ns < QUICK_DEATH_NS)
+        pr->crash_streak++;
+    else if (was_ready)
+        pr->crash_streak = 0;
     if (pr->quick_deaths >= 3 && m->reload != FA_RELOAD_IDLE && pr->version == m->version) {
         fa_reload_abort(m, "a new worker keeps dying at start-up");
         return;
     }
     if (pr->quick_deaths >= MAX_QUICK_DEATHS) {
-        fa_log("%s %u died %u times in a row within %llu s of starting: stopping the server "
-               "(fix the error above and start again)", what, i, pr->quick_deaths,
-               (unsigned long long)(QUICK_DEATH_NS / 1000000000ull));
+        fa_log("%s %u died %u times in a row before it was ready: stopping the server "
+               "(fix the error above and start again)", what, i, pr->quick_deaths);
         m->exit_code = 1;
         m->stopping = true;
         return;
     }
-    uint64_t backoff = pr->quick_deaths ? BACKOFF_MIN_NS << (pr->quick_deaths - 1) : 0;
+    uint32_t k = pr->quick_deaths + pr->crash_streak;
+    uint64_t backoff = k ? BACKOFF_MIN_NS << (k > 16 ? 16 : k - 1) : 0;
     if (backoff > BACKOFF_MAX_NS)
         backoff = BACKOFF_MAX_NS;
     pr->restart_at_ns = now + backoff + 1;
@@ -208,17 +217,24 @@ static void master__reap(struct fa_master *m)
             if (m->http[h].pid != pid)
                 continue;
             m->http[h].pid = 0;
+            /* SIGKILL comes from outside (an operator, the OOM killer), not
+             * from a start-up failure of the app. */
+            bool was_ready = atomic_load(&fa_seg_http_slot(&m->seg, h)->state) == FA_SLOT_READY ||
+                             (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
             atomic_store(&fa_seg_http_slot(&m->seg, h)->state, FA_SLOT_EMPTY);
             if (!m->stopping && m->http[h].wanted) {
                 fa_log("HTTP worker %u (pid %d) %s; restarting it", h, (int)pid, how);
                 atomic_fetch_add(&fa_seg_http_slot(&m->seg, h)->stats.restarts, 1);
-                master__schedule(m, &m->http[h], "HTTP worker", h);
+                master__schedule(m, &m->http[h], "HTTP worker", h, was_ready);
             }
         }
         for (uint32_t p = 0; p < m->seg.hdr->max_py; p++) {
             if (m->py[p].pid != pid)
                 continue;
             m->py[p].pid = 0;
+            uint32_t st = atomic_load(&fa_seg_py_slot(&m->seg, p)->state);
+            bool was_ready = st == FA_SLOT_READY || st == FA_SLOT_DRAINING ||
+                             (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
             master__py_died(m, p);
             if (m->stopping || !m->py[p].wanted) {
                 if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0))
@@ -229,7 +245,7 @@ static void master__reap(struct fa_master *m)
             } else {
                 fa_log("Python worker %u (pid %d) %s; restarting it", p, (int)pid, how);
                 atomic_fetch_add(&fa_seg_py_slot(&m->seg, p)->stats.restarts, 1);
-                master__schedule(m, &m->py[p], "Python worker", p);
+                master__schedule(m, &m->py[p], "Python worker", p, was_ready);
             }
         }
     }

@@ -14,7 +14,8 @@ struct fa_proc {
     pid_t pid;               /* 0: not running */
     uint64_t started_ns;
     uint64_t restart_at_ns;  /* 0: no restart scheduled */
-    uint32_t quick_deaths;   /* consecutive deaths soon after start */
+    uint32_t quick_deaths;   /* consecutive deaths before READY (start-up failures) */
+    uint32_t crash_streak;   /* consecutive deaths soon after becoming READY */
     /* Python slots (scale.c) */
     bool wanted;             /* the master wants a worker here (restart it if it dies) */
     int retiring;            /* 0; 1 DRAINING, waiting for the HTTP workers' acks; 2 SIGTERM sent */

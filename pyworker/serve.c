@@ -1256,6 +1256,14 @@ static int serve__init(struct serve *s, const struct fa_serve_config *cfg)
         fa_ring_init(&s->resp[h], fa_seg_resp_ring(s->seg, h, cfg->slot), hdr->ring_cap);
     }
     fa_arena_init(&s->arena, s->seg, fa_seg_py_arena(s->seg, cfg->slot), s->self, cfg->gen);
+    /* A predecessor in this slot that died while writing a response left
+     * its chunks WRITING; nobody else will free them. (What it had SENT is
+     * freed by the HTTP workers that receive it.) */
+    for (uint32_t i = 0; i < s->arena.n; i++) {
+        struct fa_chunk_meta_sh *m = fa_seg_chunk_meta(s->seg, s->arena.id, i);
+        if (FA_CHUNK_STATE(atomic_load_explicit(&m->state, memory_order_acquire)) == FA_CHUNK_WRITING)
+            atomic_store_explicit(&m->state, FA_CHUNK_FREE, memory_order_release);
+    }
     s->json = fa_pymod_json(cfg->module);
 
     if ((s->head = malloc(s->chunk_size)) == NULL)

@@ -34,7 +34,7 @@
 #include <stdint.h>
 
 #define FA_SHM_MAGIC      0x48534146u /* "FASH" little-endian */
-#define FA_SHM_VERSION    2u
+#define FA_SHM_VERSION    3u
 #define FA_CACHELINE      64
 #define FA_NAME_MAX       48          /* instance name, without "/fasterapi." */
 
@@ -76,7 +76,11 @@ struct fa_desc {
  */
 struct fa_ring_sh {
     _Atomic uint32_t tail;
-    char pad0[FA_CACHELINE - sizeof(uint32_t)];
+    _Atomic uint32_t in_flight;   /* request rings: requests the producer (HTTP
+                                     worker h) sent to p and has no answer for;
+                                     written by the producer only (the load
+                                     board is the sum over h) */
+    char pad0[FA_CACHELINE - 2 * sizeof(uint32_t)];
     _Atomic uint32_t head;
     char pad1[FA_CACHELINE - sizeof(uint32_t)];
     _Atomic uint32_t want_space;
@@ -155,7 +159,9 @@ enum fa_kill_reason { FA_KILL_NONE = 0, FA_KILL_TIMEOUT = 1 };
  *   state, gen, pid: master (and the slot's own process for STARTING->READY).
  *   sleeping: doorbell flag; the slot's process stores 1 before it sleeps,
  *             producers exchange it 1 -> 0 and write the eventfd if it was 1.
- *   in_flight: load board (Python slots): HTTP workers add when they push a
+ *   (the load board, requests in flight per Python slot, is kept per pair
+ *   in the request rings: fa_ring_sh.in_flight, see fa_seg_py_in_flight)
+ *   formerly in_flight: load board (Python slots): HTTP workers add when they push a
  *             request and subtract when its response arrives.
  *   death_seq: HTTP slots: the master increments it after any Python worker
  *             death (then wakes the worker unconditionally).
@@ -174,7 +180,7 @@ struct fa_slot_sh {
     char pad0[FA_CACHELINE - 4 * sizeof(uint32_t)];
     _Atomic uint32_t sleeping;
     char pad1[FA_CACHELINE - sizeof(uint32_t)];
-    _Atomic uint32_t in_flight;
+    uint32_t unused_in_flight;     /* see fa_ring_sh.in_flight */
     char pad2[FA_CACHELINE - sizeof(uint32_t)];
     _Atomic uint32_t version;      /* app version (reload count) this process serves */
     _Atomic uint32_t seen_epoch;   /* HTTP: last hdr->drain_epoch acknowledged */

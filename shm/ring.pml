@@ -108,6 +108,7 @@ byte gen[NP] = 1;                   /* slot generation, bumped by master__py_die
 bit  p_ready[NP];                   /* state == FA_SLOT_READY */
 bit  p_sleeping[NP]; bit p_in_kernel[NP];   /* doorbell flag / blocked in poll() */
 bit  p_efd[NP];                     /* the slot's eventfd counter is not 0 */
+bit  p_wspace[NP];                  /* blocked in serve__push, waiting for ring space */
 bit  h_sleeping; bit h_in_kernel; bit h_efd;
 byte death_seq;                     /* HTTP slot's death_seq */
 
@@ -186,9 +187,9 @@ proctype Python(byte p; byte mygen) {
                    if
                    :: rs_tail[p] - rs_head[p] < N -> p_sleeping[p] = 0   /* reserve again */
                    :: else ->                      /* serve__doorbell_wait */
-                        block_p(p);
+                        atomic { block_p(p); p_wspace[p] = p_in_kernel[p] };
                         (p_in_kernel[p] == 0);     /* no end label: waiting for ever = bug */
-                        atomic { p_efd[p] = 0; p_sleeping[p] = 0 }
+                        atomic { p_efd[p] = 0; p_sleeping[p] = 0; p_wspace[p] = 0 }
                    fi
               fi
          od;
@@ -231,24 +232,27 @@ end_idle:     (p_in_kernel[p] == 0);               /* serve__doorbell_wait */
  * names a pending entry; seq, slot and generation must match (else dropped
  * and freed). Frees the chunks once "written" (fa_resp_free). */
 inline take_response(p) {
-  id = rs_id[RI(p, rs_head[p])]; g = rs_gen[RI(p, rs_head[p])]; t = rs_tok[RI(p, rs_head[p])];
-  atomic { rs_head[p] = rs_head[p] + 1; s_pub[id] = 0; s_held[id] = 1 };   /* fa_ring_pop */
-  assert(sc[id] == SENT);                          /* fa_msg_iov: SENT to us */
-  i = 0; found = 0;
-  do                                               /* w->pending[token & 0xffff] */
-  :: i < NREQ ->
-       if :: state[i] == PENDING && sent_inc[i] == inc && tok[i] == t &&
-             sent_slot[i] == p && sent_gen[i] == g -> found = 1; break
-          :: else -> i++ fi
-  :: else -> break
-  od;
-  if
-  :: found ->
-       assert(i == id);                            /* the answer to THIS request */
-       state[i] = DONE; done++                     /* dispatch__answer */
-  :: else -> skip                                  /* "dropping a response ..." */
-  fi;
-  atomic { sc[id] = FREE; s_held[id] = 0 }         /* fa_resp_free / fa_msg_free */
+  atomic {
+    id = rs_id[RI(p, rs_head[p])]; g = rs_gen[RI(p, rs_head[p])]; t = rs_tok[RI(p, rs_head[p])];
+    rs_head[p] = rs_head[p] + 1; s_pub[id] = 0; s_held[id] = 1;   /* fa_ring_pop */
+    assert(sc[id] == SENT);                        /* fa_msg_iov: SENT to us */
+    i = 0; found = 0;
+    do                                             /* w->pending[token & 0xffff] */
+    :: i < NREQ ->
+         if :: state[i] == PENDING && sent_inc[i] == inc && tok[i] == t &&
+               sent_slot[i] == p && sent_gen[i] == g -> found = 1; break
+            :: else -> i++ fi
+    :: else -> break
+    od;
+    if
+    :: found ->
+         assert(i == id);                          /* the answer to THIS request */
+         state[i] = DONE                           /* dispatch__answer */
+    :: else -> skip                                /* "dropping a response ..." */
+    fi;
+    i = 0; found = 0; g = 0; t = 0
+  };
+  atomic { sc[id] = FREE; s_held[id] = 0; id = 0 } /* written: fa_resp_free */
 }
 
 /* The answer to want_space. The flag is taken after popping, but the
@@ -267,39 +271,47 @@ inline space_wake(p) {
 }
 
 proctype Http(byte inc) {
-  byte i, id, g, t, p, k, dg0, dg1, seen, done, mine, nreq; bit won, found;
+  byte i, id, g, t, p, dg0, dg1, seen, nreq; bit won, found;
   {
     /* dispatch__restart_cleanup: take back the envelopes the previous
      * incarnation was writing, discard the answers addressed to it. */
-    for (i : 0 .. NREQ - 1) {
-      if :: qc[i] == WRITING -> qc[i] = FREE :: else -> skip fi
+    atomic {
+      for (i : 0 .. NREQ - 1) {
+        if :: qc[i] == WRITING -> qc[i] = FREE :: else -> skip fi
+      }
+      i = 0
     }
     for (p : 0 .. NP - 1) {
       do
       :: rs_head[p] != rs_tail[p] ->
-           id = rs_id[RI(p, rs_head[p])];
-           atomic { rs_head[p] = rs_head[p] + 1; s_pub[id] = 0; s_held[id] = 1 };
-           assert(sc[id] == SENT);
-           atomic { sc[id] = FREE; s_held[id] = 0 }
+           atomic {
+             id = rs_id[RI(p, rs_head[p])];
+             rs_head[p] = rs_head[p] + 1; s_pub[id] = 0;
+             assert(sc[id] == SENT);
+             sc[id] = FREE; id = 0                 /* fa_msg_iov, fa_msg_free */
+           }
       :: else -> break
       od
     }
+    p = 0;
     /* seen_death starts at 0 (memset in fa_worker_run): a death before this
      * incarnation is handled at its first poll, which reclaims. */
     do
     :: death_seq != seen ->                        /* fa_dispatch_poll: death_seq moved */
-         seen = death_seq;                         /* dispatch__deaths */
-#ifdef FAIL_BY_CURRENT_GEN
-         skip;
-#else
-         dg0 = gen[0]; dg1 = gen[1];               /* snapshot BEFORE draining (DESIGN.md) */
+         atomic {
+           seen = death_seq;                       /* dispatch__deaths */
+#ifndef FAIL_BY_CURRENT_GEN
+           dg0 = gen[0]; dg1 = gen[1]              /* snapshot BEFORE draining (DESIGN.md) */
 #endif
+         };
          for (p : 0 .. NP - 1) {                   /* 1. drain what the dead fully published */
            do
            :: rs_head[p] != rs_tail[p] -> take_response(p)
            :: else -> break
            od
          }
+         p = 0;
+         atomic {
          for (i : 0 .. NREQ - 1) {                 /* 2. fail what was sent to a dead generation */
 #ifdef FAIL_BY_CURRENT_GEN
            if :: state[i] == PENDING && sent_inc[i] == inc && sent_gen[i] != gen[sent_slot[i]] ->
@@ -308,12 +320,17 @@ proctype Http(byte inc) {
                  sent_gen[i] < (sent_slot[i] == 0 -> dg0 : dg1) ->
 #endif
                    assert(!s_pub[i]);              /* its answer is not sitting in a ring */
-                   state[i] = FAILED; done++       /* fa_respond_error(502) */
+                   state[i] = FAILED               /* fa_respond_error(502) */
               :: else -> skip fi
          }
+         i = 0
+         };
+         atomic {
          for (i : 0 .. NREQ - 1) {                 /* 3. dispatch__reclaim: SENT to a dead gen */
            if :: qc[i] == SENT && qgen[i] != gen[sent_slot[i]] -> qc[i] = FREE
               :: else -> skip fi
+         }
+         i = 0; dg0 = 0; dg1 = 0
          }
     :: rs_head[0] != rs_tail[0] -> take_response(0)   /* fa_dispatch_poll */
     :: rs_head[1] != rs_tail[1] -> take_response(1)
@@ -326,28 +343,33 @@ proctype Http(byte inc) {
          /* a request arrives (conn__on_head) and a READY slot has room
           * (dispatch__choose, fa_ring_reserve); when none has, the request
           * waits in the backlog for the 2 ms retry timer (see "else") */
-         atomic { id = nsent; nsent++ };
-         qc[id] = WRITING;                         /* fa_dispatch_begin: fa_msg_begin */
+         atomic { id = nsent; nsent++; sent_inc[id] = inc; qc[id] = WRITING };   /* fa_dispatch_begin */
          if
          :: p_ready[0] && rq_tail[0] - rq_head[0] < N -> p = 0
          :: p_ready[1] && rq_tail[1] - rq_head[1] < N -> p = 1
          :: else -> p = (p_ready[0] -> 0 : 1)      /* it changed meanwhile: the ring */
          fi;                                       /* check below is then the backlog's */
          (rq_tail[p] - rq_head[p] < N);
-         g = gen[p];                               /* generation read once */
+         atomic {
+           g = gen[p];                             /* generation read once */
 #ifdef TOKEN_SALT
-         t = nreq;                                 /* idx | seq << 16, pid salt collided */
+           t = nreq;                               /* idx | seq << 16, pid salt collided */
 #else
-         t = inc * NREQ + nreq;                    /* token carries the HTTP incarnation */
+           t = inc * NREQ + nreq;                  /* token carries the HTTP incarnation */
 #endif
-         nreq++;
-         atomic { tok[id] = t; sent_slot[id] = p; sent_gen[id] = g; sent_inc[id] = inc;
-                  state[id] = PENDING };           /* dispatch__pending_alloc */
-         atomic { qgen[id] = g; qc[id] = SENT };   /* fa_msg_end: SENT(n_http + p, g) */
-         rq_id[RI(p, rq_tail[p])] = id; rq_gen[RI(p, rq_tail[p])] = g;
-         rq_tok[RI(p, rq_tail[p])] = t;
-         atomic { rq_tail[p] = rq_tail[p] + 1; q_pub[id] = 1 };   /* fa_dispatch_flush: commit */
-         wake_p(p)                                 /* fa_doorbell_ring */
+           nreq++;
+           tok[id] = t; sent_slot[id] = p; sent_gen[id] = g; sent_inc[id] = inc;
+           state[id] = PENDING;                    /* dispatch__pending_alloc */
+           qgen[id] = g; qc[id] = SENT             /* fa_msg_end: SENT(n_http + p, g) */
+         };
+         atomic {                                  /* fill the slot; fa_dispatch_flush: */
+           rq_id[RI(p, rq_tail[p])] = id; rq_gen[RI(p, rq_tail[p])] = g;   /* commit */
+           rq_tok[RI(p, rq_tail[p])] = t;
+           rq_tail[p] = rq_tail[p] + 1; q_pub[id] = 1;
+           id = 0; g = 0; t = 0
+         };
+         wake_p(p);                                /* fa_doorbell_ring */
+         p = 0
     :: else ->
          if
          :: nsent < NREQ -> skip                   /* backlog: ev_retry fires in 2 ms */
@@ -375,7 +397,7 @@ end_idle:     (h_in_kernel == 0);                  /* event_base_loop(EVLOOP_ONC
           if :: s_held[i] && sc[i] == SENT -> s_orphan[i] = 1
              :: else -> skip fi;
           /* its clients see the connection reset */
-          if :: sent_inc[i] == inc && state[i] == PENDING -> state[i] = GONE
+          if :: sent_inc[i] == inc && (state[i] == PENDING || state[i] == NEW) -> state[i] = GONE
              :: else -> skip fi
         }
       }
@@ -432,6 +454,9 @@ end_wait:
     master_done && nsent == NREQ && h_in_kernel && p_in_kernel[0] && p_in_kernel[1] &&
     rq_head[0] == rq_tail[0] && rq_head[1] == rq_tail[1] &&
     rs_head[0] == rs_tail[0] && rs_head[1] == rs_tail[1] ->
+    /* a Python worker asleep in serve__push although its ring is empty:
+     * the wakeup for space was lost */
+    assert(!p_wspace[0] && !p_wspace[1]);
     for (i : 0 .. NREQ - 1) {
       assert(state[i] == DONE || state[i] == FAILED || state[i] == GONE);
       assert(state[i] != DONE || processed[i] == 1);

@@ -68,6 +68,16 @@ static inline struct fa_ring_sh *fa_seg_resp_ring(const struct fa_seg *s, uint32
     return (struct fa_ring_sh *)(s->base + s->hdr->off_rings +
                                  s->hdr->ring_stride * (n + (uint64_t)h * s->hdr->max_py + p));
 }
+/* Requests in flight to Python slot p, summed over the HTTP workers' request
+ * rings (each counter has one writer: the HTTP worker; a racy snapshot). */
+static inline uint32_t fa_seg_py_in_flight(const struct fa_seg *s, uint32_t p)
+{
+    uint32_t n = 0;
+    for (uint32_t h = 0; h < s->hdr->n_http; h++)
+        n += atomic_load_explicit(&fa_seg_req_ring(s, h, p)->in_flight, memory_order_relaxed);
+    return n;
+}
+
 /* Arena ids: HTTP slot h owns arena h, Python slot p owns arena n_http + p. */
 static inline uint32_t fa_seg_http_arena(const struct fa_seg *s, uint32_t h) { (void)s; return h; }
 static inline uint32_t fa_seg_py_arena(const struct fa_seg *s, uint32_t p) { return s->hdr->n_http + p; }

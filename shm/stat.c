@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "shm/chunk.h"
 #include "shm/ring.h"
 #include "shm/segment.h"
 
@@ -59,6 +60,7 @@ struct row {
     int32_t pid;
     uint64_t requests, errors, bytes_in, bytes_out, connections, restarts, rss_kb, queued;
     uint64_t lat_count, lat_sum_us, lat_bucket[FA_LAT_BUCKETS];
+    uint32_t chunks_free;  /* of the slot's own arena */
     double rate;          /* requests per second since the previous snapshot */
     double avg_ms, p99_ms;
 };
@@ -68,7 +70,7 @@ static void read_row(const struct fa_slot_sh *s, struct row *r)
     r->state = LOAD(s->state);
     r->gen = LOAD(s->gen);
     r->pid = LOAD(s->pid);
-    r->in_flight = LOAD(s->in_flight);
+    r->in_flight = 0;
     r->requests = LOAD(s->stats.requests);
     r->errors = LOAD(s->stats.errors);
     r->bytes_in = LOAD(s->stats.bytes_in);
@@ -241,7 +243,7 @@ static void print_json_row(const struct row *r, uint32_t i, int python)
 {
     printf("{\"slot\":%u,\"pid\":%d,\"state\":\"%s\"", i, (int)r->pid, state_name(r->state));
     print_json_num("req_per_s", r->rate);
-    printf(",\"rss_kb\":%llu", (unsigned long long)r->rss_kb);
+    printf(",\"rss_kb\":%llu,\"chunks_free\":%u", (unsigned long long)r->rss_kb, r->chunks_free);
     if (python) {
         print_json_num("latency_avg_ms", r->avg_ms);
         print_json_num("latency_p99_ms", r->p99_ms);
@@ -378,6 +380,7 @@ int main(int argc, char **argv)
         s.uptime = now > seg.hdr->started_at ? now - seg.hdr->started_at : 0;
         for (uint32_t i = 0; i < s.n_http; i++) {
             read_row(fa_seg_http_slot(&seg, i), &s.http[i]);
+            s.http[i].chunks_free = fa_arena_count_free(&seg, fa_seg_http_arena(&seg, i));
             s.http[i].rate = s.http[i].requests >= prev_http[i].requests && dt > 0
                                  ? (double)(s.http[i].requests - prev_http[i].requests) / dt : 0;
             prev_http[i] = s.http[i];
@@ -385,6 +388,8 @@ int main(int argc, char **argv)
         }
         for (uint32_t p = 0; p < s.max_py; p++) {
             read_row(fa_seg_py_slot(&seg, p), &s.py[p]);
+            s.py[p].in_flight = fa_seg_py_in_flight(&seg, p);
+            s.py[p].chunks_free = fa_arena_count_free(&seg, fa_seg_py_arena(&seg, p));
             for (uint32_t h = 0; h < s.n_http; h++) {
                 uint32_t d = fa_ring_depth(fa_seg_req_ring(&seg, h, p));
                 /* A broken ring could report anything: cap it. */

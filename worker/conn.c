@@ -837,3 +837,19 @@ void fa_conn_close_idle(struct fa_worker *w)
         c = next;
     }
 }
+
+void fa_conn_mark_held(struct fa_worker *w, uint32_t p, uint8_t *held, uint32_t n)
+{
+    for (struct fa_conn *c = w->conns; c; c = c->next) {
+        for (struct fa_resp *r = c->q_head; r; r = r->next) {
+            if (!r->resp_chunks || r->py_slot != p)
+                continue;
+            /* A chain we accepted (fa_msg_iov) and hold: its links are stable. */
+            uint32_t i = r->resp_first;
+            for (uint32_t k = 0; k < n && i < n; k++) {
+                held[i / 8] |= (uint8_t)(1u << (i % 8));
+                i = fa_seg_chunk_meta(w->seg, fa_seg_py_arena(w->seg, p), i)->next;
+            }
+        }
+    }
+}

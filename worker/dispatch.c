@@ -64,6 +64,8 @@ static void dispatch__restart_cleanup(struct fa_worker *w)
     }
     struct fa_desc d[POLL_BATCH];
     struct iovec iov[72];
+    for (uint32_t p = 0; p < w->max_py; p++)
+        atomic_store_explicit(&w->req[p].sh->in_flight, 0, memory_order_relaxed);  /* the dead's share */
     for (uint32_t p = 0; p < w->max_py; p++) {
         uint32_t n;
         while ((n = fa_ring_pop(&w->resp[p], d, POLL_BATCH)) > 0)
@@ -93,6 +95,14 @@ void fa_dispatch_init(struct fa_worker *w)
         w->pending[i].seq = salt;
     }
     w->free_head = 0;
+}
+
+/* Our share of the load board (layout.h, fa_ring_sh.in_flight): one writer. */
+static void dispatch__in_flight(struct fa_worker *w, uint32_t p, int delta)
+{
+    _Atomic uint32_t *c = &w->req[p].sh->in_flight;
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + (uint32_t)delta,
+                          memory_order_relaxed);
 }
 
 /* ---- pending table --------------------------------------------------------- */
@@ -186,7 +196,7 @@ static int dispatch__choose(struct fa_worker *w)
         if (atomic_load_explicit(&s->state, memory_order_acquire) != FA_SLOT_READY ||
             atomic_load_explicit(&s->version, memory_order_relaxed) != w->version)
             continue;
-        uint32_t load = atomic_load_explicit(&s->in_flight, memory_order_relaxed);
+        uint32_t load = fa_seg_py_in_flight(w->seg, p);
         if (load <= best_load && (best < 0 || load < best_load)) {
             best_load = load;
             best = (int)p;
@@ -220,7 +230,7 @@ static int dispatch__push(struct fa_worker *w, struct fa_resp *r)
     r->py_gen = gen;
     r->token = token;
     r->py_state = FA_PY_INFLIGHT;
-    atomic_fetch_add_explicit(&s->in_flight, 1, memory_order_relaxed);
+    dispatch__in_flight(w, (uint32_t)p, +1);
     w->dirty_rings |= 1ull << p;
     return 0;
 }
@@ -497,7 +507,7 @@ static void dispatch__response(struct fa_worker *w, uint32_t p, const struct fa_
     }
     dispatch__pending_release(w, idx);
     struct fa_slot_sh *ps = fa_seg_py_slot(w->seg, p);
-    atomic_fetch_sub_explicit(&ps->in_flight, 1, memory_order_relaxed);
+    dispatch__in_flight(w, r->py_slot, -1);
     uint64_t us = (fa_now_ns() - r->t_start) / 1000;
     unsigned b = us ? 63u - (unsigned)__builtin_clzll(us) : 0;
     if (b >= FA_LAT_BUCKETS)
@@ -549,6 +559,33 @@ static void dispatch__reclaim(struct fa_worker *w)
     }
 }
 
+/* A Python worker that dies between marking a response SENT to us and
+ * publishing it (or while marking a long chain) leaves chunks SENT to us
+ * that no descriptor names. Once the ring is drained, every chunk of its
+ * arena SENT to us by a dead generation is either held by one of our
+ * queued responses or lost: take back the lost ones. */
+static void dispatch__reclaim_py(struct fa_worker *w)
+{
+    uint32_t n = w->seg->hdr->chunks_per_arena;
+    uint8_t *held = fa_xcalloc((n + 7) / 8, 1);
+    for (uint32_t p = 0; p < w->max_py; p++) {
+        uint32_t gen = atomic_load_explicit(&fa_seg_py_slot(w->seg, p)->gen, memory_order_acquire) & 0xffffu;
+        uint32_t arena = fa_seg_py_arena(w->seg, p);
+        memset(held, 0, (n + 7) / 8);
+        fa_conn_mark_held(w, p, held, n);
+        for (uint32_t i = 0; i < n; i++) {
+            struct fa_chunk_meta_sh *m = fa_seg_chunk_meta(w->seg, arena, i);
+            uint32_t word = atomic_load_explicit(&m->state, memory_order_acquire);
+            if (FA_CHUNK_STATE(word) != FA_CHUNK_SENT || FA_CHUNK_HOLDER(word) != w->self ||
+                FA_CHUNK_GEN(word) == gen || (held[i / 8] & (1u << (i % 8))))
+                continue;
+            atomic_compare_exchange_strong_explicit(&m->state, &word, FA_CHUNK_FREE,
+                                                    memory_order_acq_rel, memory_order_relaxed);
+        }
+    }
+    free(held);
+}
+
 /* A Python worker died: fail what was sent to a dead generation. */
 static void dispatch__deaths(struct fa_worker *w)
 {
@@ -563,7 +600,7 @@ static void dispatch__deaths(struct fa_worker *w)
         struct fa_slot_sh *ps = fa_seg_py_slot(w->seg, r->py_slot);
         uint32_t token = r->token;
         dispatch__pending_release(w, i);
-        atomic_fetch_sub_explicit(&ps->in_flight, 1, memory_order_relaxed);
+        dispatch__in_flight(w, r->py_slot, -1);
         const struct fa_route *rt = fa_routes_get(w->env->routes, r->route_id);
         uint64_t waited_ms = (fa_now_ns() - r->t_start) / 1000000;
         if (atomic_load_explicit(&ps->kill_reason, memory_order_acquire) == FA_KILL_TIMEOUT &&
@@ -584,6 +621,7 @@ static void dispatch__deaths(struct fa_worker *w)
         dispatch__answer(w, r);
     }
     dispatch__reclaim(w);
+    dispatch__reclaim_py(w);
 }
 
 int fa_dispatch_poll(struct fa_worker *w)

@@ -96,7 +96,7 @@ void fa_metrics_render(struct fa_worker *w, struct fa_resp *r)
     PER_SLOT("python_worker", h->max_py, fa_seg_py_slot, "fasterapi_python_errors_total", "counter",
              "answers with a status >= 500", LOAD(s->stats.errors));
     PER_SLOT("python_worker", h->max_py, fa_seg_py_slot, "fasterapi_python_in_flight", "gauge",
-             "requests sent to the worker and not answered yet", LOAD(s->in_flight));
+             "requests sent to the worker and not answered yet", fa_seg_py_in_flight(seg, i));
     PER_SLOT("python_worker", h->max_py, fa_seg_py_slot, "fasterapi_python_restarts_total", "counter",
              "times the master restarted the slot", LOAD(s->stats.restarts));
     PER_SLOT("python_worker", h->max_py, fa_seg_py_slot, "fasterapi_python_rss_bytes", "gauge",

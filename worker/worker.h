@@ -158,6 +158,9 @@ void fa_conn_stop_keepalive(struct fa_worker *w);
 /* Shutdown, step 2 (a moment later): close the connections that are idle,
  * and each of the others as soon as it is. */
 void fa_conn_close_idle(struct fa_worker *w);
+/* Sets bit i of held for every chunk of Python arena p that a queued
+ * response of this worker still holds (n: chunks per arena). */
+void fa_conn_mark_held(struct fa_worker *w, uint32_t p, uint8_t *held, uint32_t n);
 
 /* dispatch.c: Python routes. */
 int fa_dispatch_begin(struct fa_worker *w, struct fa_resp *r, const struct fa_http_req *req,

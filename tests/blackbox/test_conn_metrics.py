@@ -3,21 +3,12 @@ the HTTP worker with the Prometheus text of the segment's counters."""
 import re
 import time
 
-import pytest
-
-
-def _metrics_or_xfail(srv, path="/metrics"):
-    r = srv.get(path)
-    if r.status == 404:
-        pytest.xfail("the master does not add the --metrics route yet (fa_routes_add_metrics)")
-    return r
-
 
 def test_metrics_route(server, tools):
     srv = server("kinds_app:app", "--py-workers", "1", "--metrics", "/metrics")
     for _ in range(3):
         assert srv.get("/health").status == 200
-    r = _metrics_or_xfail(srv)
+    r = srv.get("/metrics")
     assert r.status == 200, r
     assert r.header("content-type").startswith("text/plain; version=0.0.4")
     tools.check_common_headers(r)
@@ -35,8 +26,7 @@ def test_metrics_path_taken_by_the_app_stops_start_up(server):
     srv = server("kinds_app:app", "--py-workers", "1", "--metrics", "/health", wait=False)
     deadline = time.monotonic() + 20
     while srv.proc.poll() is None and time.monotonic() < deadline:
-        if "serving" in srv.log():
-            pytest.xfail("the master does not add the --metrics route yet (fa_routes_add_metrics)")
+        assert "serving" not in srv.log(), srv.log()
         time.sleep(0.05)
     srv.checked = True
     assert srv.wait_exit() != 0

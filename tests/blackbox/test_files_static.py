@@ -277,11 +277,16 @@ def test_other_methods_405(srv):
 
 def test_file_response_from_python(srv, tree):
     r = srv.get("/py/file/big.bin", timeout=30)
-    if r.header("x-fasterapi-sendfile") is not None:
-        pytest.xfail("dispatch.c does not call fa_files_attach yet (worker/files.h)")
     assert r.status == 200, r
     assert r.header("x-fasterapi-sendfile") is None
     assert r.header("content-length") == str(BIG)
     assert r.body == (tree / "big.bin").read_bytes()
     h = raw_get(srv, "/py/file/a.txt", method="HEAD")
     assert h.status == 200 and h.body == b"" and h.header("content-length") == "11"
+    # and a keep-alive connection goes on after a file part
+    with srv.raw() as c:
+        for _ in range(3):
+            c.request("GET", "/py/file/a.txt")
+            assert c.read_response().body == b"hello file\n"
+            c.request("GET", "/files/a.txt")
+            assert c.read_response().body == b"hello file\n"

@@ -74,7 +74,7 @@ static void fill(struct fa_seg *s)
     atomic_store(&p->state, FA_SLOT_DRAINING);
     atomic_store(&p->pid, 4343);
     atomic_store(&p->gen, 9);
-    atomic_store(&p->in_flight, 3);
+    atomic_store(&fa_seg_req_ring(s, 0, 2)->in_flight, 3);
     atomic_store(&p->stats.requests, 777);
     atomic_store(&p->stats.errors, 5);
     atomic_store(&p->stats.restarts, 2);
@@ -115,10 +115,10 @@ START_TEST(test_stat__json)
     ck_assert_msg(r.status == 0, "exit %d, stderr: %s", r.status, r.err);
     ck_assert_int_eq(r.out[0], '{');
     ck_assert_has(r.out, "{\"slot\":1,\"pid\":4242,\"state\":\"ready\",\"req_per_s\":0.000,"
-                         "\"rss_kb\":0,\"connections\":7,\"requests\":123456,\"queued\":0,"
+                         "\"rss_kb\":0,\"chunks_free\":2,\"connections\":7,\"requests\":123456,\"queued\":0,"
                          "\"bytes_in\":1000,\"bytes_out\":0,\"restarts\":0}");
     ck_assert_has(r.out, "{\"slot\":2,\"pid\":4343,\"state\":\"draining\",\"req_per_s\":0.000,"
-                         "\"rss_kb\":0,\"latency_avg_ms\":null,\"latency_p99_ms\":null,\"gen\":9,"
+                         "\"rss_kb\":0,\"chunks_free\":2,\"latency_avg_ms\":null,\"latency_p99_ms\":null,\"gen\":9,"
                          "\"requests\":777,\"errors\":5,\"in_flight\":3,\"ring_depth\":4,"
                          "\"restarts\":2}");
     ck_assert_has(r.out, "\"python\":{\"requests\":777,\"errors\":5,\"in_flight\":3,"
