@@ -11,6 +11,8 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "master/cli.h"
@@ -32,9 +34,49 @@ static uint32_t main__chunks_per_arena(uint64_t max_body, uint32_t chunk_size)
     return (uint32_t)n;
 }
 
+/* unix:PATH -> a listening Unix socket (a stale socket file is replaced,
+ * anything else at PATH is refused). */
+static int main__listen_unix(const char *addr, char **cause)
+{
+    const char *path = addr + 5;
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (*path == '\0' || strlen(path) >= sizeof sa.sun_path) {
+        fa_xasprintf(cause, "--bind %s: expected unix:PATH with PATH shorter than %zu bytes", addr,
+                     sizeof sa.sun_path);
+        return -1;
+    }
+    strcpy(sa.sun_path, path);
+    struct stat st;
+    if (lstat(path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) {
+            fa_xasprintf(cause, "--bind %s: %s exists and is not a socket", addr, path);
+            return -1;
+        }
+        int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (probe >= 0 && connect(probe, (struct sockaddr *)&sa, sizeof sa) == 0) {
+            close(probe);
+            fa_xasprintf(cause, "--bind %s: a server is listening there already", addr);
+            return -1;
+        }
+        if (probe >= 0)
+            close(probe);
+        unlink(path);    /* left by a server that is gone */
+    }
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 4096) < 0) {
+        fa_xasprintf(cause, "cannot listen on %s: %s", addr, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
+}
+
 /* HOST:PORT or [V6]:PORT -> a listening, non-blocking socket. */
 static int main__listen(const char *addr, char **cause)
 {
+    if (strncmp(addr, "unix:", 5) == 0)
+        return main__listen_unix(addr, cause);
     char host[256];
     const char *port;
     const char *s = addr;
@@ -201,6 +243,8 @@ bail:
 out:
     free(cause);
     free(table);
+    if (m.listen_fd >= 0 && strncmp(o.bind, "unix:", 5) == 0)
+        unlink(o.bind + 5);
     if (seg_made) {
         fa_seg_unlink(o.name);
         fa_seg_detach(&m.seg);
