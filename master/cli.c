@@ -57,6 +57,11 @@ void fa_cli_usage(FILE *f)
 "  --access-log FILE|-     write an access log line per request (- is stdout; default: off)\n"
 "  --access-log-format F   combined (default) or json\n"
 "  --log-level L           error, warning, info (default) or debug\n"
+"  --interface I           what MODULE:ATTR is: auto (default: a FasterAPI App is native, an\n"
+"                          async callable of 3 arguments is ASGI, any other callable WSGI),\n"
+"                          native, wsgi or asgi\n"
+"  --root-path P           the prefix the app is mounted under (WSGI SCRIPT_NAME, ASGI\n"
+"                          root_path; default empty)\n"
 "\n"
 "stop: send SIGTERM to the server named NAME (default: default).\n"
 "reload: send SIGHUP: load the app again, start new workers, retire the old ones.\n"
@@ -110,7 +115,7 @@ int fa_cli_parse(int argc, char **argv, struct fa_options *o)
     enum { O_APP_DIR = 256, O_BIND, O_WORKERS, O_PY_WORKERS, O_MAX_PY, O_NAME, O_MAX_BODY,
            O_MAX_HEADER, O_GRACEFUL, O_HELP, O_VERSION, O_TIMEOUT, O_MAX_REQ, O_MAX_REQ_JITTER,
            O_MAX_RSS, O_KEEPALIVE, O_HEADER_TO, O_BODY_TO, O_MAX_CONN, O_METRICS, O_ACCESS_LOG,
-           O_ACCESS_FMT, O_LOG_LEVEL, O_IDLE };
+           O_ACCESS_FMT, O_LOG_LEVEL, O_IDLE, O_INTERFACE, O_ROOT_PATH };
     static const struct option longopts[] = {
         {"app-dir", required_argument, NULL, O_APP_DIR},
         {"bind", required_argument, NULL, O_BIND},
@@ -134,6 +139,8 @@ int fa_cli_parse(int argc, char **argv, struct fa_options *o)
         {"access-log-format", required_argument, NULL, O_ACCESS_FMT},
         {"log-level", required_argument, NULL, O_LOG_LEVEL},
         {"idle-timeout", required_argument, NULL, O_IDLE},
+        {"interface", required_argument, NULL, O_INTERFACE},
+        {"root-path", required_argument, NULL, O_ROOT_PATH},
         {"help", no_argument, NULL, O_HELP},
         {"version", no_argument, NULL, O_VERSION},
         {NULL, 0, NULL, 0},
@@ -160,6 +167,8 @@ int fa_cli_parse(int argc, char **argv, struct fa_options *o)
     o->wcfg.access_log_fd = -1;
     o->wcfg.log_level = FA_LOG_INFO;
     o->idle_timeout = 30;
+    o->interface = "auto";
+    o->root_path = "";
     const char *app_dir = ".";
     bool max_py_set = false;
     bool py_set = false;
@@ -271,6 +280,22 @@ int fa_cli_parse(int argc, char **argv, struct fa_options *o)
             o->metrics_path = optarg;
             break;
         case O_ACCESS_LOG: o->access_log = optarg; break;
+        case O_INTERFACE:
+            if (strcmp(optarg, "auto") && strcmp(optarg, "native") && strcmp(optarg, "wsgi") &&
+                strcmp(optarg, "asgi")) {
+                fprintf(stderr, "fasterapi: --interface: expected auto, native, wsgi or asgi, got '%s'\n", optarg);
+                return -1;
+            }
+            o->interface = optarg;
+            break;
+        case O_ROOT_PATH:
+            if (optarg[0] != '\0' && (optarg[0] != '/' || optarg[strlen(optarg) - 1] == '/')) {
+                fprintf(stderr, "fasterapi: --root-path: expected a path like /api (a leading '/', "
+                                "no trailing '/'), got '%s'\n", optarg);
+                return -1;
+            }
+            o->root_path = optarg;
+            break;
         case O_ACCESS_FMT:
             if (strcmp(optarg, "combined") == 0) {
                 o->wcfg.access_log_json = 0;

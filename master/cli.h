@@ -25,7 +25,9 @@ struct fa_options {
     uint32_t max_requests_jitter;
     uint32_t max_rss_mb;        /* recycle a Python worker above this RSS (0: never) */
     const char *metrics_path;   /* Prometheus text endpoint served in C, or NULL */
-    const char *access_log;     /* FILE, "-" for stderr... or NULL */
+    const char *access_log;     /* FILE, "-" for stdout, or NULL */
+    const char *interface;      /* auto, native, wsgi or asgi */
+    const char *root_path;      /* WSGI SCRIPT_NAME / ASGI root_path prefix */
     struct fa_worker_config wcfg;
 };
 

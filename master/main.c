@@ -187,6 +187,10 @@ int main(int argc, char **argv)
             }
         }
     }
+    /* The Python side reads these when it loads the app (describe and serve,
+     * also after a reload): pyworker/fasterapi/_boot.py. */
+    setenv("FASTERAPI_INTERFACE", o.interface, 1);
+    setenv("FASTERAPI_ROOT_PATH", o.root_path, 1);
     m.pyworker = fa_pyworker_path(&cause);
     if (m.pyworker == NULL)
         goto bail;
