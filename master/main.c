@@ -248,7 +248,7 @@ out:
     free(cause);
     free(table);
     if (m.listen_fd >= 0 && strncmp(o.bind, "unix:", 5) == 0)
-        unlink(o.bind + 5);
+        unlink(o.bind + 5);      /* start-up failed after the socket was made */
     if (seg_made) {
         fa_seg_unlink(o.name);
         fa_seg_detach(&m.seg);

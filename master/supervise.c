@@ -366,6 +366,12 @@ int fa_master_run(struct fa_master *m)
         }
     }
     atomic_store(&m->seg.hdr->stopping, 1);
+    /* Refuse new connections from now on (the HTTP workers close their
+     * copies on SIGTERM); a Unix socket's name goes first. */
+    if (strncmp(m->o->bind, "unix:", 5) == 0)
+        unlink(m->o->bind + 5);
+    close(m->listen_fd);
+    m->listen_fd = -1;
     /* HTTP workers first: they stop accepting and wait for their Python
      * answers; then the Python workers drain their rings and exit. */
     master__stop_kind(m, m->http, n_http, m->o->wcfg.graceful_timeout);

@@ -44,8 +44,13 @@ static void worker__term_cb(int sig, short what, void *arg)
     if (w->stopping)
         return;
     w->stopping = true;
-    if (w->ev_listen)
+    if (w->ev_listen) {
+        /* Our copy of the listening socket goes: once the master and every
+         * stopping worker closed theirs, new connections are refused
+         * instead of waiting in a queue nobody will accept from. */
         event_del(w->ev_listen);
+        close(w->env->listen_fd);
+    }
     if (w->n_conns == 0) {
         w->exit_now = true;
         return;
