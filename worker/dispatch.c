@@ -42,9 +42,36 @@ static const char *dispatch__route(const struct fa_worker *w, uint32_t id, char 
     return buf;
 }
 
+/* The envelope head is packed into a stack buffer and written into the
+ * chunk in one piece (one fa_msg_write per request instead of one per
+ * msgpack token); a head larger than the buffer spills through. */
+struct dispatch_pack {
+    struct fa_msg_writer *w;
+    size_t len;
+    int failed;
+    char buf[2048];
+};
+
+static int dispatch__pack_flush(struct dispatch_pack *pb)
+{
+    if (pb->len && fa_msg_write(pb->w, pb->buf, pb->len) < 0)
+        pb->failed = 1;
+    pb->len = 0;
+    return pb->failed ? -1 : 0;
+}
+
 static int dispatch__pack_write(void *data, const char *buf, size_t len)
 {
-    return fa_msg_write(data, buf, len);
+    struct dispatch_pack *pb = data;
+    if (pb->len + len > sizeof pb->buf) {
+        if (dispatch__pack_flush(pb) < 0)
+            return -1;
+        if (len > sizeof pb->buf)
+            return fa_msg_write(pb->w, buf, len) < 0 ? (pb->failed = 1, -1) : 0;
+    }
+    memcpy(pb->buf + pb->len, buf, len);
+    pb->len += len;
+    return 0;
 }
 
 static void dispatch__pack_str(msgpack_packer *pk, const char *s, size_t n)
@@ -144,12 +171,16 @@ int fa_dispatch_begin(struct fa_worker *w, struct fa_resp *r, const struct fa_ht
                       const struct fa_match *m, const char *client_host, uint16_t client_port)
 {
     msgpack_packer pk;
+    struct dispatch_pack pb;
 
     if (fa_msg_begin(&r->w, &w->arena) < 0)
         return 503;
     r->py_state = FA_PY_BUILDING;
     r->t_start = fa_now_ns();
-    msgpack_packer_init(&pk, &r->w, dispatch__pack_write);
+    pb.w = &r->w;
+    pb.len = 0;
+    pb.failed = 0;
+    msgpack_packer_init(&pk, &pb, dispatch__pack_write);
     msgpack_pack_array(&pk, 9);
     msgpack_pack_uint32(&pk, m->route_id);
     const char *method = http_method_str((enum http_method)req->method);
@@ -167,7 +198,7 @@ int fa_dispatch_begin(struct fa_worker *w, struct fa_resp *r, const struct fa_ht
     dispatch__pack_str(&pk, client_host, strlen(client_host));
     msgpack_pack_uint16(&pk, client_port);
     msgpack_pack_uint8(&pk, (uint8_t)((req->keep_alive ? 1 : 0) | (req->method == HTTP_HEAD ? 2 : 0)));
-    if (r->w.failed) {
+    if (dispatch__pack_flush(&pb) < 0 || r->w.failed) {
         fa_msg_abort(&r->w);
         r->py_state = FA_PY_NONE;
         return 503;

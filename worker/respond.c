@@ -81,20 +81,42 @@ void fa_resp_append(struct fa_resp *r, const void *data, size_t n)
     r->hlen += n;
 }
 
+/* Decimal digits of v into the end of buf; returns where they start. */
+static char *respond__utoa(char *end, uint64_t v)
+{
+    do {
+        *--end = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return end;
+}
+
+/* Every response starts here: no printf on the per-request path. */
 void fa_respond_head(struct fa_worker *w, struct fa_resp *r, int status, size_t content_length)
 {
-    char line[128];
+    char line[160], num[24];
     r->status = (uint16_t)status;
     r->hbody = 0;
-    int n = snprintf(line, sizeof line, "HTTP/1.1 %d %s\r\nServer: fasterapi\r\n", status,
-                     fa_respond_reason(status));
-    fa_resp_append(r, line, (size_t)n);
+    if (status < 100 || status > 999)
+        status = 500;
+    const char *reason = fa_respond_reason(status);
+    size_t rl = strlen(reason);
+    memcpy(line, "HTTP/1.1 ", 9);
+    line[9] = (char)('0' + status / 100);
+    line[10] = (char)('0' + status / 10 % 10);
+    line[11] = (char)('0' + status % 10);
+    line[12] = ' ';
+    memcpy(line + 13, reason, rl);
+    memcpy(line + 13 + rl, "\r\nServer: fasterapi\r\n", 21);
+    fa_resp_append(r, line, 13 + rl + 21);
     fa_respond_date(w);
     fa_resp_append(r, w->date, w->date_len);
     /* 1xx, 204 and 304 carry no Content-Length (RFC 9110 8.6). */
     if (status >= 200 && status != 204 && status != 304) {
-        n = snprintf(line, sizeof line, "Content-Length: %zu\r\n", content_length);
-        fa_resp_append(r, line, (size_t)n);
+        char *d = respond__utoa(num + sizeof num, content_length);
+        fa_resp_append(r, "Content-Length: ", 16);
+        fa_resp_append(r, d, (size_t)(num + sizeof num - d));
+        fa_resp_append(r, "\r\n", 2);
     }
     if (!r->keep_alive)
         fa_resp_append(r, "Connection: close\r\n", 19);
