@@ -6,9 +6,18 @@ runs the app's startup (lifespan) and returns dispatch(), which the C side
 calls once per request and which never raises for a handler's error (it
 answers 500 and prints the traceback); shutdown() runs the app's shutdown
 when the worker exits.
+
+MODULE:ATTR may also name a WSGI or ASGI application (FASTERAPI_INTERFACE,
+from `fasterapi run --interface`, default auto: see _import_any and
+docs/wsgi-asgi.md): describe() then gives catch-all routes (wsgi.
+catchall_routes) and load() the dispatch of fasterapi.wsgi / fasterapi.asgi
+(ASGI lifespan startup in load(), shutdown in shutdown()). A fasterapi App
+with a WSGI/ASGI app mounted (wsgi.mount / asgi.mount) gives its own rows,
+then the catch-all rows, which go to the mounted app.
 """
 
 import importlib
+import os
 import sys
 import traceback
 import types
@@ -58,6 +67,60 @@ def _import_app(spec):
     return obj
 
 
+def _import_any(spec):
+    """(interface, obj) for spec: interface is "native", "wsgi" or "asgi",
+    from FASTERAPI_INTERFACE (auto|native|wsgi|asgi, default auto; set by
+    `fasterapi run --interface`). auto: an App is native, an ASGI 3 callable
+    (asgi.is_asgi) is asgi, any other callable wsgi."""
+    interface = os.environ.get("FASTERAPI_INTERFACE", "auto") or "auto"
+    if interface not in ("auto", "native", "wsgi", "asgi"):
+        raise ValueError(f"FASTERAPI_INTERFACE: expected auto, native, wsgi or asgi, "
+                         f"got {interface!r}")
+    if interface == "native":
+        return "native", _import_app(spec)
+    try:
+        return "native" if interface == "auto" else None, _import_app(spec)
+    except TypeError as exc:
+        if "not a fasterapi.App" not in str(exc):
+            raise
+        not_app = exc
+    obj = _import_attr(spec)
+    if not callable(obj):
+        raise TypeError(str(not_app).replace("not a fasterapi.App",
+                                             "not a fasterapi.App, nor a WSGI or ASGI "
+                                             "callable")) from None
+    if interface == "auto":
+        from .asgi import is_asgi
+        interface = "asgi" if is_asgi(obj) else "wsgi"
+    return interface, obj
+
+
+def _import_attr(spec):
+    module_name, _, attr = spec.partition(":")
+    obj = importlib.import_module(module_name)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _resolve(spec):
+    """(interface, app, fallback): app the fasterapi App (or None), fallback
+    (kind, callable) of a WSGI/ASGI app (or None)."""
+    interface, obj = _import_any(spec)
+    if interface is None:
+        # --interface wsgi|asgi with a fasterapi App: its fallback, if mounted.
+        fb = getattr(obj, "_fasterapi_fallback", None)
+        wanted = os.environ.get("FASTERAPI_INTERFACE")
+        if fb is None or fb[0] != wanted:
+            raise TypeError(f"cannot load {spec!r} with --interface {wanted}: it is a "
+                            f"fasterapi.App (use --interface native or auto, or mount a "
+                            f"{wanted.upper()} app on it with fasterapi.{wanted}.mount)")
+        return "native", obj, fb
+    if interface == "native":
+        return "native", obj, getattr(obj, "_fasterapi_fallback", None)
+    return interface, None, (interface, obj)
+
+
 def describe(spec):
     """The app's route table, one tuple per (method, path) pair, in
     registration order, ids dense from 0:
@@ -88,7 +151,12 @@ def describe(spec):
     three assets (unless turned off), and with CORSMiddleware an OPTIONS
     route for each path that has none.
     """
-    return _import_app(spec).describe()
+    _, app, fallback = _resolve(spec)
+    rows = app.describe() if app is not None else []
+    if fallback is not None:
+        from .wsgi import catchall_routes
+        rows = list(rows) + catchall_routes(len(rows))
+    return rows
 
 
 # ------------------------------------------------------------------ lifespan
@@ -124,11 +192,27 @@ def load(spec):
     """Imports the app, runs its startup (lifespan= and on_startup
     handlers; an exception propagates: the worker does not start) and
     returns its dispatch function (see _make_dispatch)."""
-    app = _import_app(spec)
-    dispatch = _make_dispatch(app)
-    if app.lifespan is not None or app.on_startup or app.on_shutdown:
-        run_coroutine(_startup(app), True, _copy_context())
-        _started.append(app)
+    _, app, fallback = _resolve(spec)
+    dispatch = None
+    first_id = 0
+    if app is not None:
+        dispatch = _make_dispatch(app)
+        first_id = len(app.routes)
+        if app.lifespan is not None or app.on_startup or app.on_shutdown:
+            run_coroutine(_startup(app), True, _copy_context())
+            _started.append(app)
+    if fallback is not None:
+        kind, target = fallback
+        if kind == "wsgi":
+            from . import wsgi
+            dispatch = wsgi.make_dispatch(target, None, first_id, dispatch)
+        else:
+            from . import asgi
+            lifespan = asgi.Lifespan(target)
+            lifespan.startup()     # raises LifespanFailed with the app's message
+            if lifespan.started:
+                _started.append(lifespan)
+            dispatch = asgi.make_dispatch(target, None, first_id, dispatch, lifespan)
     return dispatch
 
 
@@ -140,7 +224,10 @@ def shutdown():
     while _started:
         app = _started.pop()
         try:
-            run_coroutine(_shutdown(app), True, _copy_context())
+            if isinstance(app, App):
+                run_coroutine(_shutdown(app), True, _copy_context())
+            else:
+                app.shutdown()     # an ASGI app's lifespan (asgi.Lifespan)
         except (KeyboardInterrupt, SystemExit):
             raise
         except BaseException:

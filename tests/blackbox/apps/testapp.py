@@ -9,8 +9,8 @@ from fasterapi import App, HTTPException, JSONResponse, Request, Response
 app = App()
 
 
-def not_an_app():
-    """`testapp:not_an_app` names something that is not an App."""
+# Neither an App nor callable (a plain function would be served as a WSGI app).
+not_an_app = {"routes": []}
 
 
 # ---- workers ----------------------------------------------------------------
