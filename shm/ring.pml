@@ -15,6 +15,12 @@
  *                    and HKILLS HTTP workers, in any order.
  *   Leaks()          no code: once everything is idle, checks the chunks.
  *
+ * The model is the protocol as it should be. Where worker/dispatch.c or
+ * master/supervise.c differ today, a variant below reproduces the code and
+ * fails (FAIL_BY_CURRENT_GEN, RECLAIM_BY_CURRENT_GEN, SPACE_WAKE_BY_FLAG,
+ * TOKEN_SALT, NO_PY_WAKE_ON_HTTP_DEATH; tests/spec/README.md has the trails
+ * and the fixes).
+ *
  * Spin's interleaving is sequentially consistent: the C11 memory orders
  * (release/acquire on ring indices, the seq_cst fences of the doorbell and
  * want_space handshakes) are argued in shm/README.md and layout.h; what this
@@ -38,7 +44,10 @@
  *   - no lost wakeup and no deadlock (Spin's "invalid end state": a process
  *     blocked anywhere but at an end label).
  *
- * Run:  tests/spec/run-spin (spin -a ring.pml; gcc -DSAFETY pan.c; ./pan)
+ * Run:  tests/spec/run-spin, which checks four small configurations
+ *       (-DNREQ, -DPKILLS, -DHKILLS) and every variant; by hand:
+ *       spin -a -DNREQ=2 -DPKILLS=1 -DHKILLS=0 ring.pml &&
+ *       gcc -O2 -DSAFETY -DCOLLAPSE -o pan pan.c && ./pan -m2000000
  *
  * Bug variants (each must fail; tests/spec/run-spin checks that they do):
  *   -DNO_SPACE_WAKE       the HTTP worker never answers want_space on a full
@@ -54,20 +63,30 @@
  *                         worker/dispatch.c dispatch__deaths does this today
  *                         (it reads the slot generation per pending entry,
  *                         after fa_dispatch_poll): see tests/spec/README.md
+ *   -DRECLAIM_BY_CURRENT_GEN  dispatch__reclaim_py frees the chunks of a
+ *                         Python arena SENT to us by a generation older than
+ *                         the one it reads after draining: a response that a
+ *                         worker published after the drain and then died is
+ *                         freed under its descriptor (worker/dispatch.c does
+ *                         this today; tests/spec/README.md)
  *   -DTOKEN_SALT          response tokens without the HTTP incarnation (the
  *                         code's pid salt, when two salts collide): a new
  *                         HTTP incarnation takes a response meant for the
  *                         dead one's request as the answer to its own
- *   -DSTRICT_LEAKS        no leak is tolerated: fails on the known leaks:
- *                         (a) a Python worker killed between fa_msg_begin
- *                         and the commit of the descriptor leaves its
- *                         response chunks WRITING or SENT for ever (nobody
- *                         reclaims a Python arena); (b) an HTTP worker
- *                         killed between fa_msg_end and fa_ring_commit
- *                         leaves a request chunk SENT to a live Python
- *                         worker; (c) an HTTP worker killed while it holds
- *                         response chunks (popped, not yet written and
- *                         freed) leaves them SENT in the Python arena.
+ *   -DSPACE_WAKE_BY_FLAG, -DNO_PY_WAKE_ON_HTTP_DEATH: see space_wake and
+ *                         Master below (the code as it is today)
+ *   -DSTRICT_LEAKS        no leak is tolerated: fails on the known leaks of
+ *                         an HTTP worker crash: (b) killed between fa_msg_end
+ *                         and fa_ring_commit, it leaves a request envelope
+ *                         SENT to a live Python worker (reclaimed only if that
+ *                         worker dies later); (c) killed while it holds
+ *                         responses (popped, not yet written and freed), it
+ *                         leaves their chunks SENT in the Python arenas until
+ *                         that Python slot's generation changes.
+ *                         (A Python worker's own leftovers are reclaimed:
+ *                         serve__init frees WRITING chunks, and the HTTP
+ *                         workers free unpublished SENT ones after a death,
+ *                         dispatch__reclaim_py.)
  */
 
 #define NP       2      /* Python slots (the code below is written for 2) */
@@ -124,7 +143,7 @@ byte nsent;                         /* requests handed to an HTTP worker so far 
 /* the request envelope's chunk (HTTP arena) and the response's chunk (the
  * Python slot's arena), one each per request */
 byte qc[NREQ]; byte qgen[NREQ]; bit q_pub[NREQ]; bit q_taken[NREQ]; bit q_orphan[NREQ];
-byte sc[NREQ]; bit s_pub[NREQ]; bit s_held[NREQ]; bit s_orphan[NREQ];
+byte sc[NREQ]; byte sgen[NREQ]; bit s_pub[NREQ]; byte s_holder[NREQ]; bit s_orphan[NREQ];
 
 /* Producer side of the sleeping-flag protocol (fa_doorbell_ring): exchange
  * the flag 1 -> 0 and write the eventfd only if it was 1. A crash may land
@@ -156,6 +175,13 @@ inline block_p(p) {
 proctype Python(byte p; byte mygen) {
   byte h, id, g, t; bit won;
   {
+    atomic {                                       /* serve__init: a predecessor's */
+      for (t : 0 .. NREQ - 1) {                    /* WRITING chunks go back */
+        if :: sent_slot[t] == p && sc[t] == WRITING -> sc[t] = FREE
+           :: else -> skip fi
+      }
+      t = 0
+    };
     p_ready[p] = 1;                                /* main.c: slot READY */
     do
     :: rq_head[p] != rq_tail[p] ->                 /* serve__round: fa_ring_pop */
@@ -175,7 +201,7 @@ proctype Python(byte p; byte mygen) {
          }
          qc[id] = FREE;                            /* serve__call: fa_msg_free (request) */
          sc[id] = WRITING;                         /* serve__send: fa_msg_begin/write */
-         sc[id] = SENT;                            /* serve__send: fa_msg_end */
+         atomic { sgen[id] = mygen; sc[id] = SENT }   /* serve__send: fa_msg_end */
          do                                        /* serve__push: a free slot, or wait */
          :: rs_tail[p] - rs_head[p] < N -> break   /* fa_ring_reserve */
          :: else ->
@@ -212,15 +238,7 @@ end_idle:     (p_in_kernel[p] == 0);               /* serve__doorbell_wait */
     od
   } unless {
     kill_p[p] ->                                   /* SIGKILL at any step */
-      atomic {
-        p_dead[p] = 1;
-        /* known leak (a): nobody reclaims this arena's unpublished chunks */
-        for (t : 0 .. NREQ - 1) {
-          if :: sent_slot[t] == p && (sc[t] == WRITING || (sc[t] == SENT && !s_pub[t] && !s_held[t])) ->
-                  s_orphan[t] = 1
-             :: else -> skip fi
-        }
-      }
+      atomic { p_wspace[p] = 0; p_dead[p] = 1 }
   }
 }
 
@@ -234,7 +252,7 @@ end_idle:     (p_in_kernel[p] == 0);               /* serve__doorbell_wait */
 inline take_response(p) {
   atomic {
     id = rs_id[RI(p, rs_head[p])]; g = rs_gen[RI(p, rs_head[p])]; t = rs_tok[RI(p, rs_head[p])];
-    rs_head[p] = rs_head[p] + 1; s_pub[id] = 0; s_held[id] = 1;   /* fa_ring_pop */
+    rs_head[p] = rs_head[p] + 1; s_pub[id] = 0; s_holder[id] = inc;   /* fa_ring_pop */
     assert(sc[id] == SENT);                        /* fa_msg_iov: SENT to us */
     i = 0; found = 0;
     do                                             /* w->pending[token & 0xffff] */
@@ -252,7 +270,7 @@ inline take_response(p) {
     fi;
     i = 0; found = 0; g = 0; t = 0
   };
-  atomic { sc[id] = FREE; s_held[id] = 0; id = 0 } /* written: fa_resp_free */
+  atomic { sc[id] = FREE; s_holder[id] = 0; id = 0 } /* written: fa_resp_free */
 }
 
 /* The answer to want_space. The flag is taken after popping, but the
@@ -300,9 +318,7 @@ proctype Http(byte inc) {
     :: death_seq != seen ->                        /* fa_dispatch_poll: death_seq moved */
          atomic {
            seen = death_seq;                       /* dispatch__deaths */
-#ifndef FAIL_BY_CURRENT_GEN
            dg0 = gen[0]; dg1 = gen[1]              /* snapshot BEFORE draining (DESIGN.md) */
-#endif
          };
          for (p : 0 .. NP - 1) {                   /* 1. drain what the dead fully published */
            do
@@ -328,6 +344,19 @@ proctype Http(byte inc) {
          atomic {
          for (i : 0 .. NREQ - 1) {                 /* 3. dispatch__reclaim: SENT to a dead gen */
            if :: qc[i] == SENT && qgen[i] != gen[sent_slot[i]] -> qc[i] = FREE
+              :: else -> skip fi
+         }
+         i = 0
+         };
+         atomic {
+         for (i : 0 .. NREQ - 1) {                 /* 4. dispatch__reclaim_py: chunks SENT to us */
+#ifdef RECLAIM_BY_CURRENT_GEN                      /* by a dead generation, not held by us */
+           if :: sc[i] == SENT && s_holder[i] != inc && sgen[i] != gen[sent_slot[i]] ->
+#else
+           if :: sc[i] == SENT && s_holder[i] != inc &&
+                 sgen[i] < (sent_slot[i] == 0 -> dg0 : dg1) ->
+#endif
+                   sc[i] = FREE
               :: else -> skip fi
          }
          i = 0; dg0 = 0; dg1 = 0
@@ -394,7 +423,7 @@ end_idle:     (h_in_kernel == 0);                  /* event_base_loop(EVLOOP_ONC
           if :: qc[i] == SENT && !q_pub[i] && !q_taken[i] -> q_orphan[i] = 1
              :: else -> skip fi;
           /* known leak (c): response chunks this process held */
-          if :: s_held[i] && sc[i] == SENT -> s_orphan[i] = 1
+          if :: s_holder[i] == inc && sc[i] == SENT -> s_orphan[i] = 1
              :: else -> skip fi;
           /* its clients see the connection reset */
           if :: sent_inc[i] == inc && (state[i] == PENDING || state[i] == NEW) -> state[i] = GONE
