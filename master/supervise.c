@@ -222,6 +222,12 @@ static void master__reap(struct fa_master *m)
             bool was_ready = atomic_load(&fa_seg_http_slot(&m->seg, h)->state) == FA_SLOT_READY ||
                              (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
             atomic_store(&fa_seg_http_slot(&m->seg, h)->state, FA_SLOT_EMPTY);
+            /* It may have died between taking a Python worker's sleeping
+             * flag and writing its eventfd: wake them all (spec:
+             * NO_PY_WAKE_ON_HTTP_DEATH). */
+            for (uint32_t p = 0; p < m->seg.hdr->max_py; p++)
+                if (m->py[p].pid > 0)
+                    fa_doorbell_ring_force(m->py_efd[p]);
             if (!m->stopping && m->http[h].wanted) {
                 fa_log("HTTP worker %u (pid %d) %s; restarting it", h, (int)pid, how);
                 atomic_fetch_add(&fa_seg_http_slot(&m->seg, h)->stats.restarts, 1);

@@ -80,6 +80,71 @@ static void dispatch__pack_str(msgpack_packer *pk, const char *s, size_t n)
     msgpack_pack_str_body(pk, s, n);
 }
 
+/* Chunks of the Python arenas that a dead predecessor of this HTTP slot
+ * had taken from its response rings and not freed yet stay SENT to this
+ * slot with no descriptor naming them. They cannot be told at once from
+ * answers a Python worker is publishing right now, so the sweep is in two
+ * phases a few seconds apart: a chunk SENT to us at both, which we did not
+ * receive in between (fa_dispatch_sweep_seen) and do not hold, was never
+ * going to be published: free it. Runs only in a restarted HTTP worker. */
+struct dispatch_sweep {
+    uint8_t *cand;       /* [max_py][bitmap]: SENT to us at phase 1 */
+    uint32_t bytes;      /* bitmap bytes per Python arena */
+    int phase;           /* 0 none, 1 candidates taken, 2 done */
+};
+static struct dispatch_sweep dispatch_sweep;
+
+static void dispatch__sweep_seen(struct fa_worker *w, uint32_t p, uint32_t first)
+{
+    if (dispatch_sweep.phase != 1)
+        return;
+    uint8_t *bm = dispatch_sweep.cand + (size_t)p * dispatch_sweep.bytes;
+    uint32_t n = w->seg->hdr->chunks_per_arena, i = first;
+    for (uint32_t k = 0; k < n && i < n; k++) {
+        bm[i / 8] &= (uint8_t)~(1u << (i % 8));
+        i = fa_seg_chunk_meta(w->seg, fa_seg_py_arena(w->seg, p), i)->next;
+    }
+}
+
+void fa_dispatch_sweep(struct fa_worker *w)
+{
+    uint32_t n = w->seg->hdr->chunks_per_arena;
+    if (dispatch_sweep.phase == 0) {
+        dispatch_sweep.bytes = (n + 7) / 8;
+        dispatch_sweep.cand = fa_xcalloc((size_t)w->max_py * dispatch_sweep.bytes, 1);
+    }
+    uint8_t *held = fa_xcalloc(dispatch_sweep.bytes, 1);
+    uint32_t freed = 0;
+    for (uint32_t p = 0; p < w->max_py; p++) {
+        uint8_t *bm = dispatch_sweep.cand + (size_t)p * dispatch_sweep.bytes;
+        uint32_t arena = fa_seg_py_arena(w->seg, p);
+        memset(held, 0, dispatch_sweep.bytes);
+        fa_conn_mark_held(w, p, held, n);
+        for (uint32_t i = 0; i < n; i++) {
+            struct fa_chunk_meta_sh *m = fa_seg_chunk_meta(w->seg, arena, i);
+            uint32_t word = atomic_load_explicit(&m->state, memory_order_acquire);
+            bool ours = FA_CHUNK_STATE(word) == FA_CHUNK_SENT && FA_CHUNK_HOLDER(word) == w->self &&
+                        !(held[i / 8] & (1u << (i % 8)));
+            if (dispatch_sweep.phase == 0) {
+                if (ours)
+                    bm[i / 8] |= (uint8_t)(1u << (i % 8));
+            } else if (ours && (bm[i / 8] & (1u << (i % 8))) &&
+                       atomic_compare_exchange_strong_explicit(&m->state, &word, FA_CHUNK_FREE,
+                                                               memory_order_acq_rel, memory_order_relaxed)) {
+                freed++;
+            }
+        }
+    }
+    free(held);
+    if (dispatch_sweep.phase == 1) {
+        free(dispatch_sweep.cand);
+        dispatch_sweep.cand = NULL;
+        if (freed)
+            fa_log("HTTP worker %u: took back %u chunk(s) a dead predecessor held", w->h, freed);
+    }
+    dispatch_sweep.phase++;
+}
+
 /* A new incarnation of this HTTP slot: take back the envelopes the previous
  * one was still writing, and discard the answers addressed to it. */
 static void dispatch__restart_cleanup(struct fa_worker *w)
@@ -108,6 +173,7 @@ void fa_dispatch_init(struct fa_worker *w)
     w->req = fa_xcalloc(w->max_py, sizeof *w->req);
     w->resp = fa_xcalloc(w->max_py, sizeof *w->resp);
     w->unrung = fa_xcalloc(w->max_py, sizeof *w->unrung);
+    w->gen_snap = fa_xcalloc(w->max_py, sizeof *w->gen_snap);
     for (uint32_t p = 0; p < w->max_py; p++) {
         fa_ring_init(&w->req[p], fa_seg_req_ring(seg, w->h, p), seg->hdr->ring_cap);
         fa_ring_init(&w->resp[p], fa_seg_resp_ring(seg, w->h, p), seg->hdr->ring_cap);
@@ -418,6 +484,55 @@ static bool dispatch__is_sendfile(const msgpack_object *n)
     return n->via.str.size == sizeof name - 1 && strncasecmp(n->via.str.ptr, name, sizeof name - 1) == 0;
 }
 
+/* Reads a msgpack array header at *pos; returns its count or -1. */
+static int64_t dispatch__array_len(const unsigned char *b, size_t len, size_t *pos)
+{
+    size_t i = *pos;
+    if (i >= len)
+        return -1;
+    unsigned char c = b[i];
+    if (c >= 0x90 && c <= 0x9f) {
+        *pos = i + 1;
+        return c & 0x0f;
+    }
+    if (c == 0xdc && i + 3 <= len) {
+        *pos = i + 3;
+        return (int64_t)b[i + 1] << 8 | b[i + 2];
+    }
+    if (c == 0xdd && i + 5 <= len) {
+        *pos = i + 5;
+        return (int64_t)b[i + 1] << 24 | (int64_t)b[i + 2] << 16 | (int64_t)b[i + 3] << 8 | b[i + 4];
+    }
+    return -1;
+}
+
+/* msgpack-c allocates for an array's declared count before reading its
+ * elements: a hostile head declaring 2^32 elements would make us try a
+ * huge allocation. Check that the head's two array headers declare no
+ * more elements than there are bytes (spec/fuzz finding; fuzz/README.md). */
+static bool dispatch__head_bounded(const unsigned char *b, size_t len)
+{
+    size_t pos = 0;
+    int64_t n = dispatch__array_len(b, len, &pos);
+    if (n < 2 || n > 8 || pos >= len)
+        return false;
+    unsigned char c = b[pos];                   /* the status: a positive integer */
+    if (c <= 0x7f)
+        pos += 1;
+    else if (c == 0xcc)
+        pos += 2;
+    else if (c == 0xcd)
+        pos += 3;
+    else if (c == 0xce)
+        pos += 5;
+    else if (c == 0xcf)
+        pos += 9;
+    else
+        return false;
+    int64_t h = dispatch__array_len(b, len, &pos);
+    return h >= 0 && (uint64_t)h <= len - (pos <= len ? pos : len);
+}
+
 /* Builds r's head from the response envelope in iov; r->iov gets the body.
  * Returns 0, or an HTTP status to answer instead (the chunks are then freed
  * by the caller through r->resp_chunks). */
@@ -429,7 +544,8 @@ static int dispatch__build(struct fa_worker *w, struct fa_resp *r, struct iovec 
     char rn[160];
 
     msgpack_unpacked_init(&u);
-    if (niov < 1 || msgpack_unpack_next(&u, iov[0].iov_base, iov[0].iov_len, &off) != MSGPACK_UNPACK_SUCCESS ||
+    if (niov < 1 || !dispatch__head_bounded(iov[0].iov_base, iov[0].iov_len) ||
+        msgpack_unpack_next(&u, iov[0].iov_base, iov[0].iov_len, &off) != MSGPACK_UNPACK_SUCCESS ||
         u.data.type != MSGPACK_OBJECT_ARRAY || u.data.via.array.size < 2 ||
         u.data.via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
         u.data.via.array.ptr[1].type != MSGPACK_OBJECT_ARRAY ||
@@ -532,8 +648,10 @@ static void dispatch__response(struct fa_worker *w, uint32_t p, const struct fa_
     if (r == NULL || w->pending[idx].seq != (uint16_t)(d->token >> 16) || r->py_slot != p ||
         r->py_gen != d->gen) {
         fa_log("dropping a response from Python worker %u for no pending request (token %#x)", p, d->token);
-        if (fa_msg_iov(w->seg, fa_seg_py_arena(w->seg, p), w->self, d, iov, 72) >= 0)
+        if (fa_msg_iov(w->seg, fa_seg_py_arena(w->seg, p), w->self, d, iov, 72) >= 0) {
+            dispatch__sweep_seen(w, p, d->chunk);
             fa_msg_free(w->seg, fa_seg_py_arena(w->seg, p), d->chunk);
+        }
         return;
     }
     dispatch__pending_release(w, idx);
@@ -557,6 +675,7 @@ static void dispatch__response(struct fa_worker *w, uint32_t p, const struct fa_
                dispatch__route(w, r->route_id, rn, sizeof rn), p);
         fa_respond_error(w, r, 502, NULL);
     } else {
+        dispatch__sweep_seen(w, p, d->chunk);
         r->resp_first = d->chunk;
         r->resp_chunks = true;
         int status = dispatch__build(w, r, iov, niov, d->len);
@@ -600,7 +719,7 @@ static void dispatch__reclaim_py(struct fa_worker *w)
     uint32_t n = w->seg->hdr->chunks_per_arena;
     uint8_t *held = fa_xcalloc((n + 7) / 8, 1);
     for (uint32_t p = 0; p < w->max_py; p++) {
-        uint32_t gen = atomic_load_explicit(&fa_seg_py_slot(w->seg, p)->gen, memory_order_acquire) & 0xffffu;
+        uint16_t snap = (uint16_t)w->gen_snap[p];
         uint32_t arena = fa_seg_py_arena(w->seg, p);
         memset(held, 0, (n + 7) / 8);
         fa_conn_mark_held(w, p, held, n);
@@ -608,8 +727,8 @@ static void dispatch__reclaim_py(struct fa_worker *w)
             struct fa_chunk_meta_sh *m = fa_seg_chunk_meta(w->seg, arena, i);
             uint32_t word = atomic_load_explicit(&m->state, memory_order_acquire);
             if (FA_CHUNK_STATE(word) != FA_CHUNK_SENT || FA_CHUNK_HOLDER(word) != w->self ||
-                FA_CHUNK_GEN(word) == gen || (held[i / 8] & (1u << (i % 8))))
-                continue;
+                (int16_t)((uint16_t)FA_CHUNK_GEN(word) - snap) >= 0 || (held[i / 8] & (1u << (i % 8))))
+                continue;   /* not ours, not from a generation dead before the drain, or held */
             atomic_compare_exchange_strong_explicit(&m->state, &word, FA_CHUNK_FREE,
                                                     memory_order_acq_rel, memory_order_relaxed);
         }
@@ -620,13 +739,18 @@ static void dispatch__reclaim_py(struct fa_worker *w)
 /* A Python worker died: fail what was sent to a dead generation. */
 static void dispatch__deaths(struct fa_worker *w)
 {
+    /* 0. Every generation older than this snapshot is dead and published
+     * nothing after it. Read before the drain: a worker that publishes and
+     * dies after the drain has answers still in the ring, and its
+     * requests must wait for the next round (spec: FAIL_BY_CURRENT_GEN). */
+    for (uint32_t p = 0; p < w->max_py; p++)
+        w->gen_snap[p] = atomic_load_explicit(&fa_seg_py_slot(w->seg, p)->gen, memory_order_acquire);
     fa_dispatch_poll(w);    /* 1. what the dead fully published is still good */
     for (uint32_t i = 0; i < w->n_pending_cap; i++) {
         struct fa_resp *r = w->pending[i].resp;
         if (r == NULL)
             continue;
-        uint32_t gen = atomic_load_explicit(&fa_seg_py_slot(w->seg, r->py_slot)->gen, memory_order_acquire);
-        if (r->py_gen == gen)
+        if ((int32_t)(r->py_gen - w->gen_snap[r->py_slot]) >= 0)
             continue;
         struct fa_slot_sh *ps = fa_seg_py_slot(w->seg, r->py_slot);
         uint32_t token = r->token;
@@ -672,8 +796,10 @@ int fa_dispatch_poll(struct fa_worker *w)
                 dispatch__response(w, p, &d[i]);
             total += (int)n;
         }
+        /* A producer that asked for space may not have declared itself
+         * asleep yet: wake it unconditionally (spec: SPACE_WAKE_BY_FLAG). */
         if (fa_ring_space_wanted(&w->resp[p]))
-            fa_doorbell_ring(&fa_seg_py_slot(w->seg, p)->sleeping, w->env->py_efd[p]);
+            fa_doorbell_ring_force(w->env->py_efd[p]);
     }
     if (total)
         fa_dispatch_flush(w);

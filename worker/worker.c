@@ -29,6 +29,17 @@ static void worker__retry_cb(int fd, short what, void *arg)
     fa_dispatch_retry(arg);
 }
 
+static void worker__sweep_cb(int fd, short what, void *arg)
+{
+    struct fa_worker *w = arg;
+    fa_dispatch_sweep(w);
+    static int phases;
+    if (++phases < 2) {
+        struct timeval tv = {3, 0};
+        evtimer_add(w->ev_sweep, &tv);
+    }
+}
+
 static void worker__drain_timeout_cb(int fd, short what, void *arg)
 {
     struct fa_worker *w = arg;
@@ -99,6 +110,11 @@ int fa_worker_run(const struct fa_worker_env *env)
     w->ev_doorbell = event_new(w->base, env->http_efd[w->h], EV_READ | EV_PERSIST, worker__doorbell_cb, w);
     w->ev_term = evsignal_new(w->base, SIGTERM, worker__term_cb, w);
     w->ev_retry = evtimer_new(w->base, worker__retry_cb, w);
+    w->ev_sweep = evtimer_new(w->base, worker__sweep_cb, w);
+    if (atomic_load_explicit(&w->me->stats.restarts, memory_order_relaxed) > 0) {
+        struct timeval tv = {1, 0};   /* a predecessor died: sweep its chunks */
+        evtimer_add(w->ev_sweep, &tv);
+    }
     w->ev_drain = evtimer_new(w->base, worker__drain_timeout_cb, w);
     w->ev_linger = evtimer_new(w->base, worker__linger_cb, w);
     event_add(w->ev_listen, NULL);

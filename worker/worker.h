@@ -112,12 +112,13 @@ struct fa_worker {
     uint32_t h, n_http, max_py, self;
     struct fa_slot_sh *me;
     struct event_base *base;
-    struct event *ev_listen, *ev_doorbell, *ev_term, *ev_retry, *ev_drain, *ev_linger;
+    struct event *ev_listen, *ev_doorbell, *ev_term, *ev_retry, *ev_drain, *ev_linger, *ev_sweep;
     struct fa_ring *req;         /* producer ends, [max_py] */
     struct fa_ring *resp;        /* consumer ends, [max_py] */
     uint64_t dirty_rings;        /* bit p: request ring p has reserved, uncommitted slots */
     uint64_t wake_rings;         /* bit p: committed requests whose doorbell is not rung yet */
     uint32_t *unrung;            /* [max_py]: requests committed since p's doorbell was rung */
+    uint32_t *gen_snap;          /* [max_py]: Python generations read before a death's drain */
     struct fa_arena arena;
     struct fa_pending *pending;
     uint32_t n_pending_cap, free_head, n_pending;
@@ -180,5 +181,8 @@ void fa_dispatch_retry(struct fa_worker *w);
 /* The connection of r went away: r stays until its response comes back. */
 void fa_dispatch_orphan(struct fa_worker *w, struct fa_resp *r);
 void fa_dispatch_init(struct fa_worker *w);
+/* Restarted HTTP worker: one phase of the sweep for chunks a dead
+ * predecessor held (dispatch.c); called twice, seconds apart. */
+void fa_dispatch_sweep(struct fa_worker *w);
 
 #endif

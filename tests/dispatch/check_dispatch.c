@@ -253,6 +253,16 @@ static struct fa_desc answer_garbage_head(const struct fa_desc *req)
     return d;
 }
 
+/* [200, <array of 0x55555555 elements>]: msgpack-c would allocate for all. */
+static struct fa_desc answer_huge_array(const struct fa_desc *req)
+{
+    struct fa_desc d = make_response(req, 200, NULL, NULL, "xxxxxxxxxx");
+    unsigned char *data = (unsigned char *)fa_seg_chunk_data(&seg, fa_seg_py_arena(&seg, 0), d.chunk);
+    static const unsigned char head[] = {0x92, 0xcd, 0x00, 0xc8, 0xdd, 0x55, 0x55, 0x55, 0x55};
+    memcpy(data, head, sizeof head);
+    return d;
+}
+
 static struct fa_desc answer_crlf_value(const struct fa_desc *req)
 {
     return make_response(req, 200, "x-a", "1\r\nSet-Cookie: evil=1", "x");
@@ -328,6 +338,15 @@ START_TEST(test_dispatch__garbage_envelope_is_502)
 }
 END_TEST
 
+START_TEST(test_dispatch__huge_declared_array_is_502)
+{
+    start_server();
+    exchange(answer_huge_array, 502, NULL);
+    still_serving();
+    stop_server();
+}
+END_TEST
+
 START_TEST(test_dispatch__crlf_in_header_value_is_500)
 {
     start_server();
@@ -384,6 +403,7 @@ static Suite *make_suite_dispatch(void)
     tcase_add_test(tc, test_dispatch__chain_cycle_is_502);
     tcase_add_test(tc, test_dispatch__chunk_not_sent_to_us_is_502);
     tcase_add_test(tc, test_dispatch__garbage_envelope_is_502);
+    tcase_add_test(tc, test_dispatch__huge_declared_array_is_502);
     tcase_add_test(tc, test_dispatch__crlf_in_header_value_is_500);
     tcase_add_test(tc, test_dispatch__header_name_not_a_token_is_500);
     tcase_add_test(tc, test_dispatch__status_out_of_range_is_500);
