@@ -87,18 +87,11 @@ static void dispatch__pack_str(msgpack_packer *pk, const char *s, size_t n)
  * phases a few seconds apart: a chunk SENT to us at both, which we did not
  * receive in between (fa_dispatch_sweep_seen) and do not hold, was never
  * going to be published: free it. Runs only in a restarted HTTP worker. */
-struct dispatch_sweep {
-    uint8_t *cand;       /* [max_py][bitmap]: SENT to us at phase 1 */
-    uint32_t bytes;      /* bitmap bytes per Python arena */
-    int phase;           /* 0 none, 1 candidates taken, 2 done */
-};
-static struct dispatch_sweep dispatch_sweep;
-
 static void dispatch__sweep_seen(struct fa_worker *w, uint32_t p, uint32_t first)
 {
-    if (dispatch_sweep.phase != 1)
+    if (w->sweep.phase != 1)
         return;
-    uint8_t *bm = dispatch_sweep.cand + (size_t)p * dispatch_sweep.bytes;
+    uint8_t *bm = w->sweep.cand + (size_t)p * w->sweep.bytes;
     uint32_t n = w->seg->hdr->chunks_per_arena, i = first;
     for (uint32_t k = 0; k < n && i < n; k++) {
         bm[i / 8] &= (uint8_t)~(1u << (i % 8));
@@ -106,26 +99,26 @@ static void dispatch__sweep_seen(struct fa_worker *w, uint32_t p, uint32_t first
     }
 }
 
-void fa_dispatch_sweep(struct fa_worker *w)
+int fa_dispatch_sweep(struct fa_worker *w)
 {
     uint32_t n = w->seg->hdr->chunks_per_arena;
-    if (dispatch_sweep.phase == 0) {
-        dispatch_sweep.bytes = (n + 7) / 8;
-        dispatch_sweep.cand = fa_xcalloc((size_t)w->max_py * dispatch_sweep.bytes, 1);
+    if (w->sweep.phase == 0) {
+        w->sweep.bytes = (n + 7) / 8;
+        w->sweep.cand = fa_xcalloc((size_t)w->max_py * w->sweep.bytes, 1);
     }
-    uint8_t *held = fa_xcalloc(dispatch_sweep.bytes, 1);
+    uint8_t *held = fa_xcalloc(w->sweep.bytes, 1);
     uint32_t freed = 0;
     for (uint32_t p = 0; p < w->max_py; p++) {
-        uint8_t *bm = dispatch_sweep.cand + (size_t)p * dispatch_sweep.bytes;
+        uint8_t *bm = w->sweep.cand + (size_t)p * w->sweep.bytes;
         uint32_t arena = fa_seg_py_arena(w->seg, p);
-        memset(held, 0, dispatch_sweep.bytes);
+        memset(held, 0, w->sweep.bytes);
         fa_conn_mark_held(w, p, held, n);
         for (uint32_t i = 0; i < n; i++) {
             struct fa_chunk_meta_sh *m = fa_seg_chunk_meta(w->seg, arena, i);
             uint32_t word = atomic_load_explicit(&m->state, memory_order_acquire);
             bool ours = FA_CHUNK_STATE(word) == FA_CHUNK_SENT && FA_CHUNK_HOLDER(word) == w->self &&
                         !(held[i / 8] & (1u << (i % 8)));
-            if (dispatch_sweep.phase == 0) {
+            if (w->sweep.phase == 0) {
                 if (ours)
                     bm[i / 8] |= (uint8_t)(1u << (i % 8));
             } else if (ours && (bm[i / 8] & (1u << (i % 8))) &&
@@ -136,13 +129,14 @@ void fa_dispatch_sweep(struct fa_worker *w)
         }
     }
     free(held);
-    if (dispatch_sweep.phase == 1) {
-        free(dispatch_sweep.cand);
-        dispatch_sweep.cand = NULL;
+    if (w->sweep.phase == 1) {
+        free(w->sweep.cand);
+        w->sweep.cand = NULL;
         if (freed)
             fa_log("HTTP worker %u: took back %u chunk(s) a dead predecessor held", w->h, freed);
     }
-    dispatch_sweep.phase++;
+    w->sweep.phase++;
+    return w->sweep.phase < 2;
 }
 
 /* A new incarnation of this HTTP slot: take back the envelopes the previous
@@ -564,9 +558,8 @@ static int dispatch__build(struct fa_worker *w, struct fa_resp *r, struct iovec 
     }
     for (uint32_t i = 0; i < hs->size; i += 2) {
         if (!dispatch__header_ok(&hs->ptr[i], &hs->ptr[i + 1])) {
-            const struct fa_route *rt = fa_routes_get(w->env->routes, r->route_id);
-            fa_log("route %s %s: response header refused (name not a token, or CR/LF/NUL in it)",
-                   rt ? http_method_str(rt->method) : "?", rt ? rt->pattern : "?");
+            fa_log("route %s: response header refused (name not a token, or CR/LF/NUL in it)",
+                   dispatch__route(w, r->route_id, rn, sizeof rn));
             rc = 500;
             goto bail;
         }
@@ -756,20 +749,19 @@ static void dispatch__deaths(struct fa_worker *w)
         uint32_t token = r->token;
         dispatch__pending_release(w, i);
         dispatch__in_flight(w, r->py_slot, -1);
-        const struct fa_route *rt = fa_routes_get(w->env->routes, r->route_id);
+        char rn[160];
+        dispatch__route(w, r->route_id, rn, sizeof rn);
         uint64_t waited_ms = (fa_now_ns() - r->t_start) / 1000000;
         if (atomic_load_explicit(&ps->kill_reason, memory_order_acquire) == FA_KILL_TIMEOUT &&
             atomic_load_explicit(&ps->kill_token, memory_order_relaxed) == token &&
             atomic_load_explicit(&ps->kill_http, memory_order_relaxed) == w->h) {
             uint64_t started = atomic_load_explicit(&ps->kill_start_ns, memory_order_relaxed);
             uint64_t queued_ms = started > r->t_start ? (started - r->t_start) / 1000000 : 0;
-            fa_log("route %s %s: timed out after %llu ms queued and %llu ms running: 504",
-                   rt ? http_method_str(rt->method) : "?", rt ? rt->pattern : "?",
+            fa_log("route %s: timed out after %llu ms queued and %llu ms running: 504", rn,
                    (unsigned long long)queued_ms, (unsigned long long)(waited_ms - queued_ms));
             fa_respond_error(w, r, 504, NULL);
         } else {
-            fa_log("route %s %s: Python worker %u died with this request (after %llu ms): 502",
-                   rt ? http_method_str(rt->method) : "?", rt ? rt->pattern : "?", r->py_slot,
+            fa_log("route %s: Python worker %u died with this request (after %llu ms): 502", rn, r->py_slot,
                    (unsigned long long)waited_ms);
             fa_respond_error(w, r, 502, NULL);
         }

@@ -32,9 +32,7 @@ static void worker__retry_cb(int fd, short what, void *arg)
 static void worker__sweep_cb(int fd, short what, void *arg)
 {
     struct fa_worker *w = arg;
-    fa_dispatch_sweep(w);
-    static int phases;
-    if (++phases < 2) {
+    if (fa_dispatch_sweep(w)) {
         struct timeval tv = {3, 0};
         evtimer_add(w->ev_sweep, &tv);
     }

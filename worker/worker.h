@@ -119,6 +119,11 @@ struct fa_worker {
     uint64_t wake_rings;         /* bit p: committed requests whose doorbell is not rung yet */
     uint32_t *unrung;            /* [max_py]: requests committed since p's doorbell was rung */
     uint32_t *gen_snap;          /* [max_py]: Python generations read before a death's drain */
+    struct {                     /* restarted worker: sweep of a dead predecessor's chunks */
+        uint8_t *cand;           /* [max_py][bitmap]: SENT to us at phase 1 */
+        uint32_t bytes;          /* bitmap bytes per Python arena */
+        int phase;               /* 0 none, 1 candidates taken, 2 done */
+    } sweep;
     struct fa_arena arena;
     struct fa_pending *pending;
     uint32_t n_pending_cap, free_head, n_pending;
@@ -182,7 +187,8 @@ void fa_dispatch_retry(struct fa_worker *w);
 void fa_dispatch_orphan(struct fa_worker *w, struct fa_resp *r);
 void fa_dispatch_init(struct fa_worker *w);
 /* Restarted HTTP worker: one phase of the sweep for chunks a dead
- * predecessor held (dispatch.c); called twice, seconds apart. */
-void fa_dispatch_sweep(struct fa_worker *w);
+ * predecessor held (dispatch.c). Returns 1 while another phase is due
+ * (call it again seconds later). */
+int fa_dispatch_sweep(struct fa_worker *w);
 
 #endif
