@@ -300,7 +300,7 @@ def _serve_general(app, route, method, path, query, params, headers, client, bod
 def _make_dispatch(app):
     routes = app._freeze()
 
-    def dispatch(route_id, method, path, query, params, headers, client, body):
+    def dispatch(route_id, method, path, query, params, headers, client, body, flags=0):
         """Serves one request: see PROTOCOL.md for the arguments. Returns
         (status, [(name, value), ...], body) or, when work remains for
         after the response (background tasks, yield dependencies),

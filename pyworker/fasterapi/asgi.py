@@ -172,7 +172,7 @@ def make_dispatch(asgi_app, root_path=None, first_id=0, native=None, lifespan=No
     if root_path is None:
         root_path = root_path_from_env()
 
-    def dispatch(route_id, method, path, query, params, headers, client, body):
+    def dispatch(route_id, method, path, query, params, headers, client, body, flags=0):
         if route_id < first_id:
             return native(route_id, method, path, query, params, headers, client, body)
         try:

@@ -317,7 +317,7 @@ def make_dispatch(wsgi_app, root_path=None, first_id=0, native=None):
     if root_path is None:
         root_path = root_path_from_env()
 
-    def dispatch(route_id, method, path, query, params, headers, client, body):
+    def dispatch(route_id, method, path, query, params, headers, client, body, flags=0):
         if route_id < first_id:
             return native(route_id, method, path, query, params, headers, client, body)
         try:

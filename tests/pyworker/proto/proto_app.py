@@ -70,7 +70,7 @@ def _after_raises():
 HELLO = {"hello": "world"}
 
 
-def dispatch(route_id, method, path, query, params, headers, client, body):
+def dispatch(route_id, method, path, query, params, headers, client, body, flags=0):
     if route_id == 22:                           # the throughput test's: as little Python as can be
         return 200, JSON, HELLO
     if route_id == 0:
