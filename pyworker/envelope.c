@@ -214,7 +214,7 @@ int fa_env_parse(const void *buf, size_t len, struct fa_env *e, const char **why
 {
     struct rd r = {(const unsigned char *)buf, (const unsigned char *)buf + len};
     uint32_t items, n;
-    uint64_t port;
+    uint64_t port, flags;
     int rc;
 
 #define STEP(call, what)       \
@@ -252,8 +252,10 @@ int fa_env_parse(const void *buf, size_t len, struct fa_env *e, const char **why
         return -1;
     }
     e->port = (uint32_t)port;
-    for (uint32_t i = ENV_MIN_ITEMS - 1; i < items; i++)   /* flags, and what may follow */
-        STEP(rd_skip(&r, 0), "an item after the client port is not msgpack");
+    STEP(rd_uint(&r, &flags), "flags is not an unsigned int");
+    e->flags = (uint32_t)(flags & 0xff);   /* bits 0..2 defined; the rest reserved */
+    for (uint32_t i = ENV_MIN_ITEMS; i < items; i++)   /* what a newer HTTP worker adds */
+        STEP(rd_skip(&r, 0), "an item after the flags is not msgpack");
 #undef STEP
     e->end = r.p;
     e->head_len = (size_t)(r.p - (const unsigned char *)buf);

@@ -23,6 +23,7 @@ struct fa_env {
     const char *method, *path, *query, *host;
     uint32_t method_len, path_len, query_len, host_len;
     uint32_t port;
+    uint32_t flags;                   /* bit 0 keep-alive, 1 HEAD, 2 HTTP/1.0 */
     uint32_t n_params;                /* strings at `params` */
     uint32_t n_headers;               /* name/value pairs at `headers` */
     const unsigned char *params;      /* read them with fa_env_str */

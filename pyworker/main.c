@@ -646,6 +646,47 @@ static int pyw__boot_flag(const char *name)
     return r;
 }
 
+/* An integer setting from the environment (set by the master from its
+ * flags): `def` when unset; out of [lo, hi] or not a number: `def`, with a
+ * warning naming the variable. */
+static long pyw__env_num(const char *name, long def, long lo, long hi)
+{
+    const char *v = getenv(name);
+    char *end;
+    long n;
+
+    if (v == NULL || *v == '\0')
+        return def;
+    errno = 0;
+    n = strtol(v, &end, 10);
+    if (errno != 0 || *end != '\0' || n < lo || n > hi) {
+        fprintf(stderr, "%s: %s=%s is not a number from %ld to %ld: using %ld\n", pyw_prog,
+                name, v, lo, hi, def);
+        return def;
+    }
+    return n;
+}
+
+/* fasterapi._boot.loop_step and loop_wait (PROTOCOL.md, "The event loop
+ * hooks"), new references, both or neither. */
+static void pyw__loop_hooks(struct fa_serve_config *cfg)
+{
+    PyObject *boot = PyImport_ImportModule("fasterapi._boot");   /* new */
+
+    cfg->loop_step = cfg->loop_wait = NULL;
+    if (boot != NULL) {
+        cfg->loop_step = PyObject_GetAttrString(boot, "loop_step");   /* new */
+        cfg->loop_wait = PyObject_GetAttrString(boot, "loop_wait");   /* new */
+        Py_DECREF(boot);
+    }
+    PyErr_Clear();
+    if (cfg->loop_step == NULL || cfg->loop_wait == NULL || !PyCallable_Check(cfg->loop_step) ||
+        !PyCallable_Check(cfg->loop_wait)) {
+        Py_CLEAR(cfg->loop_step);
+        Py_CLEAR(cfg->loop_wait);
+    }
+}
+
 static int pyw__serve(const struct pyw_args *a, struct fa_seg *seg)
 {
     struct fa_serve_config cfg;
@@ -694,7 +735,14 @@ static int pyw__serve(const struct pyw_args *a, struct fa_seg *seg)
     cfg.module = mod;
     cfg.stop = &pyw_stop;
     cfg.lazy_headers = pyw__boot_flag("LAZY_HEADERS");
+    pyw__loop_hooks(&cfg);
+    cfg.concurrency = (uint32_t)pyw__env_num("FASTERAPI_PY_CONCURRENCY", 100, 1, 65535);
+    cfg.timeout_ns = (uint64_t)pyw__env_num("FASTERAPI_TIMEOUT", 0, 0, 86400 * 365) * 1000000000ull;
+    cfg.no_batch = pyw__env_num("FASTERAPI_NO_BATCH", 0, 0, 1) != 0;
+    cfg.no_pool = pyw__env_num("FASTERAPI_NO_POOL", 0, 0, 1) != 0;
     rc = fa_serve_run(&cfg) < 0 ? 1 : 0;
+    Py_XDECREF(cfg.loop_step);
+    Py_XDECREF(cfg.loop_wait);
     Py_DECREF(dispatch);
     pyw__shutdown(a);
     Py_DECREF(mod);

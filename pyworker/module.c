@@ -5,6 +5,7 @@
  * exec slot. Comments say whether a reference is new, borrowed or stolen.
  */
 #include "pyworker/module.h"   /* Python.h first */
+#include "pyworker/serve.h"
 
 #include <unistd.h>
 
@@ -273,6 +274,9 @@ static int pymod_exec(PyObject *mod)
         return -1;
     st->hdrs_type = (PyTypeObject *)PyType_FromModuleAndSpec(mod, &fa_hdrs_spec, NULL);   /* new */
     if (st->hdrs_type == NULL || PyModule_AddType(mod, st->hdrs_type) < 0)
+        return -1;
+    /* defer, respond, start, send, ...: they act on the serve loop (serve.c). */
+    if (PyModule_AddFunctions(mod, fa_serve_methods) < 0)
         return -1;
     return 0;
 }

@@ -57,6 +57,10 @@
 #define SERVE_STR_CACHE    256         /* decoded path/value strings kept (power of two) */
 #define SERVE_STR_MAX      96          /* longer ones are decoded each time */
 #define SERVE_PAIR_CACHE   16          /* response header tuples known good (power of two) */
+#define SERVE_STREAM_PARTS 16          /* a stream's parts written, not yet sent by the HTTP worker */
+#define SERVE_STREAM_CHUNKS 16         /* ... and their chunks (a bigger single part may go alone) */
+#define SERVE_STREAM_NAP_NS 50000l     /* send(block=True) without room: poll period */
+#define SERVE_SCAN_NS      100000000ull /* deferred deadlines are checked this often */
 
 static const char *const serve_methods[] = {
     "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE",
@@ -83,6 +87,38 @@ struct serve_req {
     uint64_t route_id;
     const char *method, *path;   /* for log lines only (not NUL-terminated) */
     uint32_t method_len, path_len;
+};
+
+/* A deferred request (PROTOCOL.md, "Deferred and streamed responses"),
+ * open from _fasterapi.defer() until respond/abort/send(more=False), a
+ * deadline or the end. Its id for Python: rid = index | seq << 16, seq
+ * bumped at every finish, so a late call with an old rid is ignored.
+ *
+ * While dispatch runs, the request's resources (body view, chunks, the
+ * method and path strings) belong to serve__call; when dispatch returns
+ * with the request still open they move here, and serve__finish gives them
+ * back. Stream backpressure: the first chunk of each part written and not
+ * yet seen freed by the HTTP worker, oldest first (the HTTP worker frees a
+ * part's chunks once the socket took it). */
+enum { DEF_FREE = 0, DEF_OPEN, DEF_STREAM };
+
+struct serve_defer {
+    struct serve_req rq;          /* rq.d points to d */
+    struct fa_desc d;
+    uint16_t seq;
+    uint8_t state;                /* DEF_* */
+    uint8_t gone;                 /* client gone (or deadline): on_disconnect called */
+    uint8_t in_call;              /* dispatch has not returned yet */
+    int last_status;              /* what finished it, for serve__call */
+    uint32_t next_free;
+    uint64_t t0;                  /* when dispatch began */
+    PyObject *method, *path;      /* strong once moved here: rq.method/path point into them */
+    PyObject *view;               /* strong: the body memoryview, or NULL */
+    PyObject *shmbuf;             /* strong: its exporter, or NULL */
+    int chunks_held;              /* the request chunks are still ours to free */
+    PyObject *on_disconnect;      /* strong or NULL */
+    uint32_t part_chunk[SERVE_STREAM_PARTS], part_n[SERVE_STREAM_PARTS];
+    uint32_t part_head, parts, part_chunks;
 };
 
 struct serve {
@@ -119,10 +155,32 @@ struct serve {
     uint64_t last_flush_ns;
     uint64_t kept_views;
     int parent_gone;
+
+    /* Deferred requests. */
+    struct serve_defer *defers;   /* [conc] */
+    uint32_t conc, n_open, free_head;
+    struct serve_req *calling;    /* the request dispatch is running for, or NULL */
+    int32_t calling_defer;        /* its defers[] index once deferred, else -1 */
+    uint32_t *peeked;             /* [n_http]: request ring index scanned for notices */
+    uint64_t next_scan_ns;
+    int loop_busy;                /* loop_step said it has work, or wake_loop() */
+    int fatal;                    /* the master is gone (seen inside a module call) */
+    uint32_t batch;               /* descriptors popped per ring per round */
+    char head504[64];
+    size_t head504_len;
 };
+
+/* The serve loop of this process, for _fasterapi's functions (one per
+ * process; NULL outside fa_serve_run). */
+static struct serve *serve__active;
 
 static const char serve_body500[] = "Internal Server Error\n";
 static const char serve_body503[] = "Service Unavailable\n";
+static const char serve_body504[] = "Gateway Timeout\n";
+/* Heads of the stream messages after the first: msgpack [1], [0], [2]. */
+static const char serve_head_more[] = {(char)0x91, 0x01};
+static const char serve_head_last[] = {(char)0x91, 0x00};
+static const char serve_head_abort[] = {(char)0x91, 0x02};
 
 static void serve__log(const struct serve *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -477,7 +535,8 @@ static void serve__log_encode_error(struct serve *s, const struct serve_req *rq)
  * actually queued, or -1 if the master is gone (or, while stopping, HTTP
  * worker h takes nothing any more). */
 static int serve__send(struct serve *s, const struct serve_req *rq, int status,
-                       const char *head, size_t hlen, const struct serve_body *body)
+                       const char *head, size_t hlen, const struct serve_body *body,
+                       struct fa_desc *sent)
 {
     struct serve_out k;
     struct fa_desc d;
@@ -529,6 +588,10 @@ static int serve__send(struct serve *s, const struct serve_req *rq, int status,
     if (serve__push(s, rq->h, &d) < 0)
         return -1;
     serve__stat_add(&s->me->stats.bytes_out, d.len);
+    if (sent != NULL)
+        *sent = d;
+    if (s->cfg->no_batch)
+        serve__flush(s);
     return status;
 
 timeout:
@@ -550,11 +613,16 @@ static int serve__send_error(struct serve *s, const struct serve_req *rq, int st
     if (status == 503) {
         b.raw = serve_body503;
         b.len = sizeof(serve_body503) - 1;
-        return serve__send(s, rq, 503, s->head503, s->head503_len, &b);
+        return serve__send(s, rq, 503, s->head503, s->head503_len, &b, NULL);
+    }
+    if (status == 504) {
+        b.raw = serve_body504;
+        b.len = sizeof(serve_body504) - 1;
+        return serve__send(s, rq, 504, s->head504, s->head504_len, &b, NULL);
     }
     b.raw = serve_body500;
     b.len = sizeof(serve_body500) - 1;
-    return serve__send(s, rq, 500, s->head500, s->head500_len, &b);
+    return serve__send(s, rq, 500, s->head500, s->head500_len, &b, NULL);
 }
 
 /* A header name or value from the app: latin-1 text (1-byte kind), without
@@ -589,48 +657,31 @@ static const char *serve__header_text(PyObject *o, int is_name, Py_ssize_t *len)
     return (const char *)p;
 }
 
-/* Encodes dispatch's result (borrowed) and sends it. Anything malformed is
- * logged and answered 500. *after (borrowed from result) is the 4th item
- * when there is one and it is not None. Returns the status queued or -1
- * (master gone). */
-static int serve__respond(struct serve *s, const struct serve_req *rq, PyObject *result,
-                          PyObject **after)
+/* Packs a response head into s->head: [status, [name, value, ...]], or for
+ * the start of a stream [status, [...], 1]. Returns its length; 0 when st or
+ * hdrs is malformed (*why says how); SIZE_MAX when the headers outgrow a
+ * chunk (logged). */
+static size_t serve__pack_head(struct serve *s, const struct serve_req *rq, PyObject *st,
+                               PyObject *hdrs, int stream, long *status, const char **why)
 {
     struct fa_env_out o;
-    PyObject *st, *hdrs, *body;
-    struct serve_body b;
-    Py_buffer view;
-    Py_ssize_t nh, n;
-    long status;
-    const char *why;
-    int rc;
+    Py_ssize_t nh;
 
-    *after = NULL;
-    if (!PyTuple_Check(result) || ((n = PyTuple_GET_SIZE(result)) != 3 && n != 4)) {
-        why = "expected a tuple (status, headers, body) or (status, headers, body, after)";
-        goto bad;
-    }
-    st = PyTuple_GET_ITEM(result, 0);     /* borrowed */
-    hdrs = PyTuple_GET_ITEM(result, 1);   /* borrowed */
-    body = PyTuple_GET_ITEM(result, 2);   /* borrowed */
-    if (n == 4 && PyTuple_GET_ITEM(result, 3) != Py_None)
-        *after = PyTuple_GET_ITEM(result, 3);
-    if (!PyLong_Check(st) || (status = PyLong_AsLong(st)) < 100 || status > 599) {
+    if (!PyLong_Check(st) || (*status = PyLong_AsLong(st)) < 100 || *status > 599) {
         PyErr_Clear();
-        why = "status is not an int between 100 and 599";
-        goto bad;
+        *why = "status is not an int between 100 and 599";
+        return 0;
     }
     if (!PyList_Check(hdrs) && !PyTuple_Check(hdrs)) {
-        why = "headers is not a list of (name, value) tuples";
-        goto bad;
+        *why = "headers is not a list of (name, value) tuples";
+        return 0;
     }
-
     o.p = s->head;
     o.end = s->head + s->chunk_size;
     o.overflow = 0;
     nh = PySequence_Fast_GET_SIZE(hdrs);
-    fa_env_put_array(&o, 2);
-    fa_env_put_uint(&o, (uint64_t)status);
+    fa_env_put_array(&o, stream ? 3 : 2);
+    fa_env_put_uint(&o, (uint64_t)*status);
     fa_env_put_array(&o, (uint32_t)(nh * 2));
     for (Py_ssize_t i = 0; i < nh; i++) {
         PyObject *item = PySequence_Fast_GET_ITEM(hdrs, i);   /* borrowed */
@@ -645,8 +696,8 @@ static int serve__respond(struct serve *s, const struct serve_req *rq, PyObject 
             name = PyList_GET_ITEM(item, 0);
             value = PyList_GET_ITEM(item, 1);
         } else {
-            why = "a header is not a (name, value) pair";
-            goto bad;
+            *why = "a header is not a (name, value) pair";
+            return 0;
         }
         /* The package answers most requests with the same few header
          * tuples: one seen good before is good still. */
@@ -658,27 +709,68 @@ static int serve__respond(struct serve *s, const struct serve_req *rq, PyObject 
             vl = PyUnicode_GET_LENGTH(value);
         } else {
             if ((np = serve__header_text(name, 1, &nl)) == NULL) {
-                why = "a header name is not a latin-1 str token (no ':', whitespace, CR, LF)";
-                goto bad;
+                *why = "a header name is not a latin-1 str token (no ':', whitespace, CR, LF)";
+                return 0;
             }
             if ((vp = serve__header_text(value, 0, &vl)) == NULL) {
-                why = "a header value is not a latin-1 str without CR, LF or NUL";
-                goto bad;
+                *why = "a header value is not a latin-1 str without CR, LF or NUL";
+                return 0;
             }
-            if (PyTuple_CheckExact(item) && PyUnicode_CheckExact(name) &&
+            if (!s->cfg->no_pool && PyTuple_CheckExact(item) && PyUnicode_CheckExact(name) &&
                 PyUnicode_CheckExact(value))
                 Py_XSETREF(*pair, Py_NewRef(item));
         }
         fa_env_put_str(&o, np, (size_t)nl);
         fa_env_put_str(&o, vp, (size_t)vl);
     }
+    if (stream)
+        fa_env_put_uint(&o, 1);
     if (o.overflow || nh > UINT32_MAX / 2) {
         serve__log(s, "route %llu (%.*s %.*s): response headers take more than one %u-byte "
                    "chunk: answering 500", (unsigned long long)rq->route_id,
                    (int)rq->method_len, rq->method, (int)rq->path_len, rq->path,
                    s->chunk_size);
-        return serve__send_error(s, rq, 500);
+        return SIZE_MAX;
     }
+    return (size_t)(o.p - s->head);
+}
+
+static void serve__log_malformed(struct serve *s, const struct serve_req *rq, const char *what,
+                                 const char *why)
+{
+    serve__log(s, "route %llu (%.*s %.*s): %s (%s): answering 500",
+               (unsigned long long)rq->route_id, (int)rq->method_len, rq->method,
+               (int)rq->path_len, rq->path, what, why);
+}
+
+/* Encodes dispatch's result (borrowed) and sends it. Anything malformed is
+ * logged and answered 500. *after (borrowed from result) is the 4th item
+ * when there is one and it is not None. Returns the status queued or -1
+ * (master gone). */
+static int serve__respond(struct serve *s, const struct serve_req *rq, PyObject *result,
+                          PyObject **after)
+{
+    PyObject *body;
+    struct serve_body b;
+    Py_buffer view;
+    Py_ssize_t n;
+    long status;
+    const char *why;
+    size_t hlen;
+    int rc;
+
+    *after = NULL;
+    if (!PyTuple_Check(result) || ((n = PyTuple_GET_SIZE(result)) != 3 && n != 4)) {
+        why = "expected a tuple (status, headers, body) or (status, headers, body, after)";
+        goto bad;
+    }
+    hlen = serve__pack_head(s, rq, PyTuple_GET_ITEM(result, 0), PyTuple_GET_ITEM(result, 1), 0,
+                            &status, &why);
+    if (hlen == 0)
+        goto bad;
+    if (hlen == SIZE_MAX)
+        return serve__send_error(s, rq, 500);
+    body = PyTuple_GET_ITEM(result, 2);   /* borrowed */
 
     /* bytes, bytearray, memoryview: copied as they are. Anything else is
      * a value the encoder writes as JSON straight into the chunks. */
@@ -700,25 +792,23 @@ static int serve__respond(struct serve *s, const struct serve_req *rq, PyObject 
         b.raw = NULL;
         b.len = 0;
     }
-    if (b.json == NULL &&
-        ((size_t)(o.p - s->head) + b.len + s->chunk_size - 1) / s->chunk_size > s->n_chunks) {
+    if (b.json == NULL && (hlen + b.len + s->chunk_size - 1) / s->chunk_size > s->n_chunks) {
         serve__log(s, "route %llu (%.*s %.*s): a %zu-byte response cannot fit in this worker's "
                    "arena (%u chunks of %u bytes): answering 500",
                    (unsigned long long)rq->route_id, (int)rq->method_len, rq->method,
                    (int)rq->path_len, rq->path, b.len, s->n_chunks, s->chunk_size);
         rc = serve__send_error(s, rq, 500);
     } else {
-        rc = serve__send(s, rq, (int)status, s->head, (size_t)(o.p - s->head), &b);
+        rc = serve__send(s, rq, (int)status, s->head, hlen, &b, NULL);
     }
     if (view.obj != NULL)
         PyBuffer_Release(&view);
+    if (n == 4 && PyTuple_GET_ITEM(result, 3) != Py_None)
+        *after = PyTuple_GET_ITEM(result, 3);
     return rc;
 
 bad:
-    *after = NULL;
-    serve__log(s, "route %llu (%.*s %.*s): dispatch returned a malformed response (%s): "
-               "answering 500", (unsigned long long)rq->route_id, (int)rq->method_len,
-               rq->method, (int)rq->path_len, rq->path, why);
+    serve__log_malformed(s, rq, "dispatch returned a malformed response", why);
     return serve__send_error(s, rq, 500);
 }
 
@@ -821,6 +911,8 @@ static PyObject *serve__hname(struct serve *s, const char *p, uint32_t n)
         hash = (hash ^ c) * 16777619u;
     }
     e = &s->hnames[(hash ^ n) & (SERVE_HNAME_CACHE - 1)];
+    if (s->cfg->no_pool)
+        return PyUnicode_DecodeLatin1(low, n, NULL);
     if (e->str != NULL && e->len == n && memcmp(PyUnicode_1BYTE_DATA(e->str), low, n) == 0)
         return Py_NewRef(e->str);
     str = PyUnicode_DecodeLatin1(low, n, NULL);   /* new */
@@ -833,7 +925,7 @@ static PyObject *serve__hname(struct serve *s, const char *p, uint32_t n)
 
 static PyObject *serve__method(struct serve *s, const char *p, uint32_t n)
 {
-    for (size_t i = 0; i < SERVE_N_METHODS; i++) {
+    for (size_t i = 0; i < SERVE_N_METHODS && !s->cfg->no_pool; i++) {
         PyObject *m = s->methods[i];
         if ((uint32_t)PyUnicode_GET_LENGTH(m) == n && memcmp(PyUnicode_1BYTE_DATA(m), p, n) == 0)
             return Py_NewRef(m);
@@ -865,7 +957,7 @@ static PyObject *serve__str(struct serve *s, const char *p, uint32_t n)
     struct serve_str *e;
     PyObject *str;
 
-    if (n == 0 || n > SERVE_STR_MAX)
+    if (n == 0 || n > SERVE_STR_MAX || s->cfg->no_pool)
         return PyUnicode_DecodeLatin1(p, n, NULL);
     e = &s->strs[serve__str_hash(p, n) & (SERVE_STR_CACHE - 1)];
     if (e->str != NULL && e->len == n && memcmp(PyUnicode_1BYTE_DATA(e->str), p, n) == 0)
@@ -884,7 +976,7 @@ static PyObject *serve__client(struct serve *s, const char *p, uint32_t n, uint3
 {
     PyObject *c = s->last_client, *host, *pt;
 
-    if (c != NULL) {
+    if (c != NULL && !s->cfg->no_pool) {
         host = PyTuple_GET_ITEM(c, 0);
         if ((uint32_t)PyUnicode_GET_LENGTH(host) == n &&
             memcmp(PyUnicode_1BYTE_DATA(host), p, n) == 0 &&
@@ -954,10 +1046,11 @@ static PyObject *serve__body(struct serve *s, int niov, size_t head_len, uint32_
     return b;
 }
 
-/* Ends the handler's use of a shared-memory body (view: stolen) and frees
- * the request chunks, now or, when the app kept a view, when the last view
- * goes. */
-static void serve__release_body(struct serve *s, const struct serve_req *rq, PyObject *view)
+/* Ends the handler's use of a shared-memory body (view: stolen; *shmbuf:
+ * its exporter, s->shmbuf or a deferred request's) and frees the request
+ * chunks, now or, when the app kept a view, when the last view goes. */
+static void serve__release_body(struct serve *s, const struct serve_req *rq, PyObject *view,
+                                PyObject **shmbuf)
 {
     uint32_t arena = fa_seg_http_arena(s->seg, rq->h);
 
@@ -974,7 +1067,7 @@ static void serve__release_body(struct serve *s, const struct serve_req *rq, PyO
         Py_XDECREF(r);
     }
     Py_DECREF(view);
-    if (fa_shmbuf_disarm(s->shmbuf, s->seg, arena, rq->d->chunk)) {
+    if (fa_shmbuf_disarm(*shmbuf, s->seg, arena, rq->d->chunk)) {
         /* A view (a slice, or an export of the memoryview) outlives the
          * call: the exporter frees the chunks when it goes. */
         s->kept_views++;
@@ -984,11 +1077,21 @@ static void serve__release_body(struct serve *s, const struct serve_req *rq, PyO
                        "until the view is released (copy with bytes(body) instead)",
                        (unsigned long long)rq->route_id, (int)rq->method_len, rq->method,
                        (int)rq->path_len, rq->path, (unsigned long long)s->kept_views);
-        Py_CLEAR(s->shmbuf);
+        Py_CLEAR(*shmbuf);
         return;
     }
-    if (Py_REFCNT(s->shmbuf) > 1)   /* the app kept memoryview.obj: never reuse it */
-        Py_CLEAR(s->shmbuf);
+    /* The idle exporter is reused for the next request, unless the app
+     * kept memoryview.obj (or pooling is off). A deferred request's goes
+     * back to s->shmbuf if that slot is empty. */
+    if (Py_REFCNT(*shmbuf) > 1 || s->cfg->no_pool) {
+        Py_CLEAR(*shmbuf);
+    } else if (shmbuf != &s->shmbuf) {
+        if (s->shmbuf == NULL)
+            s->shmbuf = *shmbuf;
+        else
+            Py_DECREF(*shmbuf);
+        *shmbuf = NULL;
+    }
     fa_msg_free(s->seg, arena, rq->d->chunk);
 }
 
@@ -1004,8 +1107,314 @@ static void serve__hdrs_end(struct serve *s)
     if ((r = fa_hdrs_disarm(s->hdrs)) < 0)
         serve__print_exception(s, "building the request headers that the handler kept failed "
                                "(they read as empty):");
-    if (r != 0)
+    if (r != 0 || s->cfg->no_pool)
         Py_CLEAR(s->hdrs);
+}
+
+/* ------------------------------------------------------------------ */
+/* Deferred requests and streams                                        */
+/* ------------------------------------------------------------------ */
+
+static inline uint32_t serve__rid(const struct serve *s, const struct serve_defer *e)
+{
+    return (uint32_t)(e - s->defers) | (uint32_t)e->seq << 16;
+}
+
+/* The open deferred request `rid` names: 1 and *e, 0 if it is not open
+ * (finished, timed out, never was), -1 with TypeError if rid is no int. */
+static int serve__find(struct serve *s, PyObject *rid, struct serve_defer **e)
+{
+    unsigned long v;
+    struct serve_defer *d;
+
+    if (!PyLong_Check(rid)) {
+        PyErr_Format(PyExc_TypeError, "rid must be an int (from defer()), not %.80s",
+                     Py_TYPE(rid)->tp_name);
+        return -1;
+    }
+    v = PyLong_AsUnsignedLong(rid);
+    if (v == (unsigned long)-1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return 0;
+    }
+    if ((v & 0xffff) >= s->conc)
+        return 0;
+    d = &s->defers[v & 0xffff];
+    if (d->state == DEF_FREE || d->seq != (uint16_t)(v >> 16))
+        return 0;
+    *e = d;
+    return 1;
+}
+
+/* Writes our own doorbell: the loop is sleeping (in loop_wait) and should
+ * look at its rings again. */
+static void serve__wake_self(struct serve *s)
+{
+    fa_doorbell_ring(&s->me->sleeping, s->cfg->efd);
+}
+
+/* Closes a deferred request whose last message was queued (status: what it
+ * answered, for the counters; -1 if nothing could be). Its resources go back
+ * unless dispatch still runs for it (serve__deferred then does it). */
+static void serve__finish(struct serve *s, struct serve_defer *e, int status)
+{
+    uint32_t idx = (uint32_t)(e - s->defers);
+
+    e->last_status = status;
+    if (status > 0) {
+        serve__stat_add(&s->me->stats.requests, 1);
+        if (status >= 500)
+            serve__stat_add(&s->me->stats.errors, 1);
+    }
+    if (!e->in_call) {
+        if (e->view != NULL) {
+            PyObject *view = e->view;
+
+            e->view = NULL;
+            serve__release_body(s, &e->rq, view, &e->shmbuf);
+        } else if (e->chunks_held) {
+            fa_msg_free(s->seg, fa_seg_http_arena(s->seg, e->rq.h), e->d.chunk);
+        }
+        e->chunks_held = 0;
+        Py_CLEAR(e->method);
+        Py_CLEAR(e->path);
+    }
+    Py_CLEAR(e->on_disconnect);
+    e->state = DEF_FREE;
+    e->seq++;
+    e->next_free = s->free_head;
+    s->free_head = idx;
+    if (s->n_open-- == s->conc)
+        serve__wake_self(s);   /* the loop may take requests again */
+}
+
+/* The client of e is gone (a notice from its HTTP worker) or its deadline
+ * passed: on_disconnect, once. It may finish e itself. */
+static void serve__gone(struct serve *s, struct serve_defer *e)
+{
+    PyObject *cb, *r;
+
+    if (e->gone)
+        return;
+    e->gone = 1;
+    if ((cb = e->on_disconnect) == NULL)
+        return;
+    e->on_disconnect = NULL;
+    if ((r = PyObject_CallNoArgs(cb)) == NULL)
+        serve__print_exception(s, "on_disconnect raised:");
+    Py_XDECREF(r);
+    Py_DECREF(cb);
+}
+
+/* A disconnect notice from HTTP worker h (PROTOCOL.md): a request we do not
+ * have open (answered already, or sent to a predecessor) is ignored. */
+static void serve__notice(struct serve *s, uint32_t h, const struct fa_desc *d)
+{
+    if (d->gen != s->gen || s->n_open == 0)
+        return;
+    for (uint32_t i = 0; i < s->conc; i++) {
+        struct serve_defer *e = &s->defers[i];
+
+        if (e->state != DEF_FREE && e->rq.h == h && e->d.token == d->token) {
+            serve__gone(s, e);
+            return;
+        }
+    }
+}
+
+/* Reads the notices queued in the request rings without popping anything
+ * (the requests before them must stay in order): a stream sent from inside
+ * dispatch, or a worker at its concurrency limit, learns that its client is
+ * gone. Between head and tail the slots are the consumer's (ring.h). The
+ * notice is popped later and then ignored. */
+static void serve__peek_notices(struct serve *s)
+{
+    for (uint32_t h = 0; h < s->n_http; h++) {
+        struct fa_ring *r = &s->req[h];
+        uint32_t head = atomic_load_explicit(&r->sh->head, memory_order_relaxed);
+        uint32_t tail = atomic_load_explicit(&r->sh->tail, memory_order_acquire);
+        uint32_t i = s->peeked[h];
+
+        if ((int32_t)(i - head) < 0 || (int32_t)(tail - i) < 0)
+            i = head;
+        for (; i != tail; i++) {
+            struct fa_desc d = r->sh->slots[i & r->mask];
+
+            if (d.chunk == FA_CHUNK_NONE && d.len == 0)
+                serve__notice(s, h, &d);
+        }
+        s->peeked[h] = tail;
+    }
+}
+
+/* Forgets the parts of e's stream that the HTTP worker has freed, oldest
+ * first. A part counts as unsent while its first chunk is SENT to e's HTTP
+ * worker by this generation; a chunk freed and already reused for another
+ * message to the same worker looks unsent a little longer (conservative). */
+static void serve__stream_prune(struct serve *s, struct serve_defer *e)
+{
+    const uint32_t unsent = FA_CHUNK_WORD(FA_CHUNK_SENT, e->rq.h, s->gen);
+
+    while (e->parts > 0) {
+        uint32_t i = e->part_head % SERVE_STREAM_PARTS;
+        const struct fa_chunk_meta_sh *m = fa_seg_chunk_meta(s->seg, s->arena.id,
+                                                             e->part_chunk[i]);
+
+        if (atomic_load_explicit(&m->state, memory_order_acquire) == unsent)
+            break;
+        e->part_chunks -= e->part_n[i];
+        e->part_head++;
+        e->parts--;
+    }
+}
+
+static int serve__stream_room(struct serve *s, struct serve_defer *e, uint32_t need)
+{
+    serve__stream_prune(s, e);
+    return e->parts == 0 ||
+           (e->parts < SERVE_STREAM_PARTS && e->part_chunks + need <= SERVE_STREAM_CHUNKS);
+}
+
+/* Writes one message of e's stream (the start: head packed in s->head; a
+ * part: a 2-byte head and data) and remembers it for backpressure. Returns
+ * 200 when it was queued, another status when the worker had to answer an
+ * error instead (logged: the stream is over), -1 if the master is gone. */
+static int serve__stream_msg(struct serve *s, struct serve_defer *e, const char *head,
+                             size_t hlen, const char *data, size_t len)
+{
+    struct serve_body b = {data, len, NULL};
+    struct fa_desc d;
+    int r = serve__send(s, &e->rq, 200, head, hlen, &b, &d);
+
+    if (r == 200) {
+        uint32_t i = (e->part_head + e->parts) % SERVE_STREAM_PARTS, n;
+
+        if (e->parts == SERVE_STREAM_PARTS) {   /* a forced send (abort, last part) */
+            e->part_chunks -= e->part_n[e->part_head % SERVE_STREAM_PARTS];
+            e->part_head++;
+            e->parts--;
+            i = (e->part_head + e->parts) % SERVE_STREAM_PARTS;
+        }
+        n = (d.len + s->chunk_size - 1) / s->chunk_size;
+        e->part_chunk[i] = d.chunk;
+        e->part_n[i] = n;
+        e->part_chunks += n;
+        e->parts++;
+    }
+    if (r < 0)
+        s->fatal = 1;
+    return r;
+}
+
+/* Ends e with an error: 500 (or 504) if nothing was sent, else the stream
+ * is cut. */
+static void serve__fail(struct serve *s, struct serve_defer *e, int status)
+{
+    int r;
+
+    if (e->state == DEF_STREAM)
+        r = serve__stream_msg(s, e, serve_head_abort, sizeof(serve_head_abort), NULL, 0) < 0
+                ? -1 : status;
+    else
+        r = serve__send_error(s, &e->rq, status);
+    if (r < 0)
+        s->fatal = 1;
+    serve__finish(s, e, r);
+}
+
+/* Deferred requests open longer than the deadline (FASTERAPI_TIMEOUT) are
+ * answered 504 (a stream is cut), and their on_disconnect called so the app
+ * stops working on them. Checked every SERVE_SCAN_NS at most. */
+static void serve__deadlines(struct serve *s)
+{
+    uint64_t now;
+
+    if (s->cfg->timeout_ns == 0 || s->n_open == 0)
+        return;
+    now = serve__now_ns();
+    if (now < s->next_scan_ns)
+        return;
+    s->next_scan_ns = now + SERVE_SCAN_NS;
+    for (uint32_t i = 0; i < s->conc; i++) {
+        struct serve_defer *e = &s->defers[i];
+        PyObject *cb, *r;
+
+        if (e->state == DEF_FREE || e->in_call || now - e->t0 <= s->cfg->timeout_ns)
+            continue;
+        serve__log(s, "route %llu (%.*s %.*s): open for %.1f s, past --timeout: %s",
+                   (unsigned long long)e->rq.route_id, (int)e->rq.method_len, e->rq.method,
+                   (int)e->rq.path_len, e->rq.path, (double)(now - e->t0) / 1e9,
+                   e->state == DEF_STREAM ? "cutting its stream" : "answering 504");
+        cb = e->on_disconnect;
+        e->on_disconnect = NULL;
+        e->gone = 1;
+        serve__fail(s, e, 504);
+        if (cb != NULL) {
+            if ((r = PyObject_CallNoArgs(cb)) == NULL)
+                serve__print_exception(s, "on_disconnect raised:");
+            Py_XDECREF(r);
+            Py_DECREF(cb);
+        }
+    }
+    serve__flush(s);
+}
+
+/* dispatch returned for a request it deferred (s->calling_defer). If the
+ * request is still open, its resources move to the deferred entry: the
+ * body view and the request chunks, the method and path strings; the lazy
+ * headers are built if the app holds them. If it was already answered
+ * during the call, they are released as for any request. Returns 0 (the
+ * counters are kept by serve__finish) or -1 if the master is gone. */
+static int serve__deferred(struct serve *s, struct serve_req *rq, PyObject **args,
+                           PyObject *view, PyObject *result)
+{
+    struct serve_defer *e = &s->defers[s->calling_defer];
+
+    if (e->state != DEF_FREE && (result == NULL || result != Py_None)) {
+        if (result == NULL)
+            serve__print_exception(s, "dispatch raised after defer() (answering 500):");
+        else
+            serve__log(s, "route %llu (%.*s %.*s): dispatch deferred the request and returned "
+                       "a result anyway (it must return None): answering 500",
+                       (unsigned long long)rq->route_id, (int)rq->method_len, rq->method,
+                       (int)rq->path_len, rq->path);
+        serve__fail(s, e, 500);
+    }
+    PyErr_Clear();
+    Py_XDECREF(result);
+    Py_CLEAR(args[0]);
+    for (int i = 3; i < 7; i++)
+        Py_CLEAR(args[i]);
+    Py_CLEAR(args[8]);
+    serve__hdrs_end(s);
+    if (e->state == DEF_FREE) {
+        /* Answered during the call: the request ends here. */
+        if (view != NULL) {
+            args[7] = NULL;
+            serve__release_body(s, rq, view, &s->shmbuf);
+        } else {
+            Py_CLEAR(args[7]);
+            fa_msg_free(s->seg, fa_seg_http_arena(s->seg, rq->h), rq->d->chunk);
+        }
+        Py_DECREF(args[1]);
+        Py_DECREF(args[2]);
+        return s->fatal ? -1 : 0;
+    }
+    e->in_call = 0;
+    e->method = args[1];   /* the references move: rq->method/path point into them */
+    e->path = args[2];
+    if (view != NULL) {
+        e->view = view;    /* args[7] */
+        e->shmbuf = s->shmbuf;
+        s->shmbuf = NULL;
+        e->chunks_held = 1;
+    } else {
+        /* A bytes body (or none): nothing points into the chunks any more. */
+        Py_CLEAR(args[7]);
+        fa_msg_free(s->seg, fa_seg_http_arena(s->seg, rq->h), rq->d->chunk);
+        e->chunks_held = 0;
+    }
+    return s->fatal ? -1 : 0;
 }
 
 /* Serves one validated request. Returns the response status, or -1 if the
@@ -1017,7 +1426,7 @@ static int serve__call(struct serve *s, struct serve_req *rq, int niov)
     const unsigned char *it;
     const char *p;
     uint32_t n;
-    PyObject *stack[9] = {NULL};       /* stack[0]: room for PY_VECTORCALL_ARGUMENTS_OFFSET */
+    PyObject *stack[10] = {NULL};      /* stack[0]: room for PY_VECTORCALL_ARGUMENTS_OFFSET */
     PyObject **args = stack + 1;
     PyObject *view = NULL, *result = NULL, *after = NULL, *t;
     const char *why = NULL;
@@ -1090,13 +1499,22 @@ static int serve__call(struct serve *s, struct serve_req *rq, int niov)
         goto pyerr;
     serve__stat_add(&s->me->stats.bytes_in, rq->d->len);
 
-    result = PyObject_Vectorcall(s->cfg->dispatch, args, 8 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+    if ((args[8] = PyLong_FromUnsignedLong(env.flags)) == NULL)   /* small ints: cached */
+        goto pyerr;
+
+    s->calling = rq;
+    s->calling_defer = -1;
+    result = PyObject_Vectorcall(s->cfg->dispatch, args, 9 | PY_VECTORCALL_ARGUMENTS_OFFSET,
                                  NULL);    /* new */
+    s->calling = NULL;
+    if (s->calling_defer >= 0)
+        return serve__deferred(s, rq, args, view, result);
     if (result == NULL)
         serve__print_exception(s, "dispatch raised (answering 500):");
     Py_CLEAR(args[0]);
     for (int i = 3; i < 7; i++)
         Py_CLEAR(args[i]);
+    Py_CLEAR(args[8]);
     /* The response is written while the request body is still valid: a
      * body that is a view of it is copied from where it lies. */
     if (result == NULL) {
@@ -1111,7 +1529,7 @@ static int serve__call(struct serve *s, struct serve_req *rq, int niov)
     serve__hdrs_end(s);
     if (view != NULL) {
         args[7] = NULL;                    /* the reference goes to release_body */
-        serve__release_body(s, rq, view);
+        serve__release_body(s, rq, view, &s->shmbuf);
     } else {
         Py_CLEAR(args[7]);                 /* a bytes body */
         fa_msg_free(s->seg, fa_seg_http_arena(s->seg, rq->h), rq->d->chunk);
@@ -1138,7 +1556,7 @@ fail:
     if (args[2] == NULL)
         rq->method_len = rq->path_len = 0;   /* they pointed into the freed chunks */
     status = serve__send_error(s, rq, 500);
-    for (int i = 0; i < 8; i++)
+    for (int i = 0; i < 9; i++)
         Py_CLEAR(args[i]);
     return status;
 }
@@ -1153,6 +1571,10 @@ static __attribute__((noinline)) int serve__one(struct serve *s, uint32_t h, con
     uint64_t t0, t1;
     int niov, status;
 
+    if (d->chunk == FA_CHUNK_NONE && d->len == 0) {
+        serve__notice(s, h, d);
+        return 0;
+    }
     if (d->gen != s->gen) {
         /* Sent to an earlier incarnation of this slot: the HTTP worker fails
          * it and reclaims its chunks (spec/ring.pml, Python proctype). */
@@ -1176,9 +1598,11 @@ static __attribute__((noinline)) int serve__one(struct serve *s, uint32_t h, con
     if (status < 0)
         return -1;
     t1 = serve__now_ns();
-    serve__stat_add(&s->me->stats.requests, 1);
-    if (status >= 500)
-        serve__stat_add(&s->me->stats.errors, 1);
+    if (status > 0) {   /* 0: deferred (serve__finish counts it) */
+        serve__stat_add(&s->me->stats.requests, 1);
+        if (status >= 500)
+            serve__stat_add(&s->me->stats.errors, 1);
+    }
     serve__stat_add(&s->me->stats.busy_ns, t1 - t0);
     /* A long batch publishes what it has so far instead of holding every
      * response back until its end. */
@@ -1189,8 +1613,12 @@ static __attribute__((noinline)) int serve__one(struct serve *s, uint32_t h, con
     return 0;
 }
 
+/* Requests this loop would take now: none while --py-concurrency requests
+ * are open (they wait in the rings). */
 static int serve__any_work(struct serve *s)
 {
+    if (s->n_open >= s->conc)
+        return 0;
     for (uint32_t h = 0; h < s->n_http; h++)
         if (!fa_ring_empty(&s->req[h]))
             return 1;
@@ -1204,9 +1632,16 @@ static int serve__round(struct serve *s)
     int got = 0;
 
     for (uint32_t h = 0; h < s->n_http; h++) {
-        uint32_t n = fa_ring_pop(&s->req[h], s->descs, SERVE_BATCH), stale = 0;
+        /* Each descriptor may become a deferred request: take no more than
+         * may still be opened. */
+        uint32_t max = s->conc - s->n_open < s->batch ? s->conc - s->n_open : s->batch;
+        uint32_t n, stale = 0;
 
-        if (n == 0)
+        if (max == 0) {
+            serve__peek_notices(s);
+            break;
+        }
+        if ((n = fa_ring_pop(&s->req[h], s->descs, max)) == 0)
             continue;
         got += (int)n;
         /* Slots were released by the pop: a producer waiting for space can
@@ -1223,6 +1658,398 @@ static int serve__round(struct serve *s)
                        "generation of this slot", stale, h);
     }
     return got;
+}
+
+/* ------------------------------------------------------------------ */
+/* _fasterapi's functions for deferred requests (PROTOCOL.md)           */
+/* ------------------------------------------------------------------ */
+
+static struct serve *serve__need(void)
+{
+    if (serve__active == NULL)
+        PyErr_SetString(PyExc_RuntimeError, "no request is being served in this process "
+                        "(deferred responses exist in the worker's serve loop only)");
+    return serve__active;
+}
+
+/* After a call that may have seen the master go: raise so the package
+ * unwinds; the loop then ends. */
+static PyObject *serve__fatal_error(void)
+{
+    PyErr_SetString(PyExc_RuntimeError, "the master process is gone: the worker is exiting");
+    return NULL;
+}
+
+PyDoc_STRVAR(defer_doc,
+"defer(on_disconnect=None) -> int\n\n"
+"Inside dispatch: the request will be answered later (respond, start/send,\n"
+"abort) from the serve loop's thread. Returns its id (rid).");
+
+static PyObject *serve_py_defer(PyObject *mod, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"on_disconnect", NULL};
+    PyObject *cb = Py_None;
+    struct serve *s;
+    struct serve_defer *e;
+    uint32_t idx;
+
+    (void)mod;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:defer", kwlist, &cb))
+        return NULL;
+    if ((s = serve__need()) == NULL)
+        return NULL;
+    if (cb != Py_None && !PyCallable_Check(cb))
+        return PyErr_Format(PyExc_TypeError, "on_disconnect must be callable or None");
+    if (s->calling == NULL)
+        return PyErr_Format(PyExc_RuntimeError, "defer() is possible only while dispatch runs "
+                            "for a request");
+    if (s->calling_defer >= 0)
+        return PyErr_Format(PyExc_RuntimeError, "defer() was already called for this request");
+    if ((idx = s->free_head) == UINT32_MAX)   /* the round takes no more than fit */
+        return PyErr_Format(PyExc_RuntimeError, "%u requests are deferred already "
+                            "(--py-concurrency)", s->conc);
+    e = &s->defers[idx];
+    s->free_head = e->next_free;
+    s->n_open++;
+    e->rq = *s->calling;
+    e->d = *s->calling->d;
+    e->rq.d = &e->d;
+    e->state = DEF_OPEN;
+    e->gone = 0;
+    e->in_call = 1;
+    e->last_status = 0;
+    e->t0 = serve__now_ns();
+    e->method = e->path = e->view = e->shmbuf = NULL;
+    e->chunks_held = 0;
+    e->on_disconnect = cb == Py_None ? NULL : Py_NewRef(cb);
+    e->part_head = e->parts = e->part_chunks = 0;
+    s->calling_defer = (int32_t)idx;
+    return PyLong_FromUnsignedLong(serve__rid(s, e));
+}
+
+PyDoc_STRVAR(respond_doc,
+"respond(rid, result) -> None\n\n"
+"Answers a deferred request with a result as dispatch returns one; ignored\n"
+"if the request is no longer open.");
+
+static PyObject *serve_py_respond(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    struct serve *s;
+    struct serve_defer *e;
+    struct serve_req rq;
+    PyObject *after, *method, *path;
+    int r;
+
+    (void)mod;
+    if (nargs != 2)
+        return PyErr_Format(PyExc_TypeError, "respond() takes rid and result");
+    if ((s = serve__need()) == NULL || (r = serve__find(s, args[0], &e)) < 0)
+        return NULL;
+    if (r == 0)
+        Py_RETURN_NONE;
+    if (e->state == DEF_STREAM)
+        return PyErr_Format(PyExc_ValueError, "request %lu started a stream: end it with "
+                            "send(rid, data, more=False) or abort(rid)",
+                            (unsigned long)serve__rid(s, e));
+    r = serve__respond(s, &e->rq, args[1], &after);
+    /* after() runs once the response is published, with the request closed
+     * (so that it cannot answer twice); its log lines need the strings. */
+    Py_XINCREF(after);
+    rq = e->rq;
+    method = Py_XNewRef(e->method);
+    path = Py_XNewRef(e->path);
+    serve__finish(s, e, r);
+    serve__flush(s);
+    if (r >= 0 && after != NULL)
+        serve__after(s, &rq, after);
+    Py_XDECREF(after);
+    Py_XDECREF(method);
+    Py_XDECREF(path);
+    if (r < 0 || s->fatal)
+        return serve__fatal_error();
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(start_doc,
+"start(rid, status, headers) -> None\n\n"
+"Starts a streamed response to a deferred request; its body follows with send().");
+
+static PyObject *serve_py_start(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
+{
+    struct serve *s;
+    struct serve_defer *e;
+    const char *why = NULL;
+    long status;
+    size_t hlen;
+    int r;
+
+    (void)mod;
+    if (nargs != 3)
+        return PyErr_Format(PyExc_TypeError, "start() takes rid, status and headers");
+    if ((s = serve__need()) == NULL || (r = serve__find(s, args[0], &e)) < 0)
+        return NULL;
+    if (r == 0)
+        Py_RETURN_NONE;
+    if (e->state == DEF_STREAM)
+        return PyErr_Format(PyExc_ValueError, "request %lu: the stream was started already",
+                            (unsigned long)serve__rid(s, e));
+    hlen = serve__pack_head(s, &e->rq, args[1], args[2], 1, &status, &why);
+    if (hlen == 0)
+        return PyErr_Format(PyExc_ValueError, "start(): %s", why);
+    if (hlen == SIZE_MAX)
+        return PyErr_Format(PyExc_ValueError, "start(): the headers take more than one "
+                            "%u-byte chunk", s->chunk_size);
+    r = serve__stream_msg(s, e, s->head, hlen, NULL, 0);
+    if (r < 0)
+        return serve__fatal_error();
+    if (r != 200) {   /* the arena stayed full: an error response went instead */
+        serve__finish(s, e, r);
+    } else {
+        e->state = DEF_STREAM;
+        e->last_status = (int)status;
+    }
+    serve__flush(s);
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(send_doc,
+"send(rid, data, more=True, block=True) -> bool\n\n"
+"Sends a part of a streamed response (more=False: the last one). False when\n"
+"nothing was sent: the client is gone (see disconnected()), or block=False\n"
+"and the stream has too many parts the HTTP worker has not sent yet.");
+
+static PyObject *serve_py_send(PyObject *mod, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"rid", "data", "more", "block", NULL};
+    PyObject *rid, *data;
+    int more = 1, block = 1, r;
+    struct serve *s;
+    struct serve_defer *e;
+    Py_buffer buf;
+    uint32_t need;
+
+    (void)mod;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|pp:send", kwlist, &rid, &data, &more, &block))
+        return NULL;
+    if ((s = serve__need()) == NULL || (r = serve__find(s, rid, &e)) < 0)
+        return NULL;
+    if (r == 0)
+        Py_RETURN_FALSE;
+    if (e->state != DEF_STREAM)
+        return PyErr_Format(PyExc_ValueError, "send(): request %lu has no stream: call "
+                            "start(rid, status, headers) first", (unsigned long)serve__rid(s, e));
+    if (PyObject_GetBuffer(data, &buf, PyBUF_SIMPLE) < 0)
+        return NULL;
+    if ((size_t)buf.len + sizeof(serve_head_more) > (size_t)s->n_chunks * s->chunk_size / 2) {
+        PyBuffer_Release(&buf);
+        return PyErr_Format(PyExc_ValueError, "send(): a %zd-byte part is more than half of "
+                            "this worker's arena: send smaller parts", buf.len);
+    }
+    need = (uint32_t)((buf.len + sizeof(serve_head_more) + s->chunk_size - 1) / s->chunk_size);
+    for (;;) {
+        serve__peek_notices(s);
+        if (serve__find(s, rid, &e) != 1 || e->gone)
+            break;
+        if (serve__stream_room(s, e, need))
+            break;
+        if (!block) {
+            PyBuffer_Release(&buf);
+            Py_RETURN_FALSE;
+        }
+        serve__flush(s);
+        if (serve__nap(s, SERVE_STREAM_NAP_NS) < 0) {
+            PyBuffer_Release(&buf);
+            s->fatal = 1;
+            return serve__fatal_error();
+        }
+    }
+    if (serve__find(s, rid, &e) != 1) {   /* on_disconnect ended it */
+        PyBuffer_Release(&buf);
+        Py_RETURN_FALSE;
+    }
+    if (e->gone) {
+        /* The client is gone: nothing is sent, but the last part still
+         * ends the request (the HTTP worker keeps its token until then). */
+        PyBuffer_Release(&buf);
+        if (!more) {
+            r = serve__stream_msg(s, e, serve_head_last, sizeof(serve_head_last), NULL, 0);
+            serve__finish(s, e, r < 0 ? -1 : e->last_status);
+            serve__flush(s);
+        }
+        if (s->fatal)
+            return serve__fatal_error();
+        Py_RETURN_FALSE;
+    }
+    r = serve__stream_msg(s, e, more ? serve_head_more : serve_head_last, sizeof(serve_head_more),
+                          buf.buf, (size_t)buf.len);
+    PyBuffer_Release(&buf);
+    if (r < 0)
+        return serve__fatal_error();
+    if (r != 200)
+        serve__finish(s, e, r);    /* an error went instead: the stream is over */
+    else if (!more)
+        serve__finish(s, e, e->last_status);
+    serve__flush(s);
+    if (r != 200)
+        Py_RETURN_FALSE;
+    Py_RETURN_TRUE;
+}
+
+PyDoc_STRVAR(abort_doc,
+"abort(rid) -> None\n\n"
+"Ends a deferred request that failed: 500 if nothing was sent, else the\n"
+"stream is cut (the connection closes).");
+
+static PyObject *serve_py_abort(PyObject *mod, PyObject *rid)
+{
+    struct serve *s;
+    struct serve_defer *e;
+    int r;
+
+    (void)mod;
+    if ((s = serve__need()) == NULL || (r = serve__find(s, rid, &e)) < 0)
+        return NULL;
+    if (r == 1) {
+        serve__fail(s, e, 500);
+        serve__flush(s);
+        if (s->fatal)
+            return serve__fatal_error();
+    }
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(writable_doc,
+"writable(rid) -> bool\n\nWhether send(rid, ...) would go through now.");
+
+static PyObject *serve_py_writable(PyObject *mod, PyObject *rid)
+{
+    struct serve *s;
+    struct serve_defer *e;
+    int r;
+
+    (void)mod;
+    if ((s = serve__need()) == NULL || (r = serve__find(s, rid, &e)) < 0)
+        return NULL;
+    serve__peek_notices(s);
+    if (r == 1 && serve__find(s, rid, &e) == 1 && !e->gone &&
+        (e->state != DEF_STREAM || serve__stream_room(s, e, 1)))
+        Py_RETURN_TRUE;
+    Py_RETURN_FALSE;
+}
+
+PyDoc_STRVAR(disconnected_doc,
+"disconnected(rid) -> bool\n\n"
+"Whether the client of the request is gone (or it timed out, or it is over).");
+
+static PyObject *serve_py_disconnected(PyObject *mod, PyObject *rid)
+{
+    struct serve *s;
+    struct serve_defer *e;
+    int r;
+
+    (void)mod;
+    if ((s = serve__need()) == NULL || (r = serve__find(s, rid, &e)) < 0)
+        return NULL;
+    return PyBool_FromLong(r == 0 || e->gone);
+}
+
+static PyObject *serve_py_pending(PyObject *mod, PyObject *unused)
+{
+    struct serve *s;
+
+    (void)mod;
+    (void)unused;
+    if ((s = serve__need()) == NULL)
+        return NULL;
+    return PyLong_FromUnsignedLong(s->n_open);
+}
+
+static PyObject *serve_py_concurrency(PyObject *mod, PyObject *unused)
+{
+    struct serve *s;
+
+    (void)mod;
+    (void)unused;
+    if ((s = serve__need()) == NULL)
+        return NULL;
+    return PyLong_FromUnsignedLong(s->conc);
+}
+
+static PyObject *serve_py_wake_loop(PyObject *mod, PyObject *unused)
+{
+    (void)mod;
+    (void)unused;
+    if (serve__active != NULL)
+        serve__active->loop_busy = 1;
+    Py_RETURN_NONE;
+}
+
+PyMethodDef fa_serve_methods[] = {
+    {"defer", (PyCFunction)(void (*)(void))serve_py_defer, METH_VARARGS | METH_KEYWORDS, defer_doc},
+    {"respond", (PyCFunction)(void (*)(void))serve_py_respond, METH_FASTCALL, respond_doc},
+    {"start", (PyCFunction)(void (*)(void))serve_py_start, METH_FASTCALL, start_doc},
+    {"send", (PyCFunction)(void (*)(void))serve_py_send, METH_VARARGS | METH_KEYWORDS, send_doc},
+    {"abort", serve_py_abort, METH_O, abort_doc},
+    {"writable", serve_py_writable, METH_O, writable_doc},
+    {"disconnected", serve_py_disconnected, METH_O, disconnected_doc},
+    {"pending", serve_py_pending, METH_NOARGS, "pending() -> int: deferred requests open now"},
+    {"concurrency", serve_py_concurrency, METH_NOARGS,
+     "concurrency() -> int: how many may be open at once (--py-concurrency)"},
+    {"wake_loop", serve_py_wake_loop, METH_NOARGS,
+     "wake_loop() -> None: the event loop has work: run it before sleeping"},
+    {NULL, NULL, 0, NULL},
+};
+
+/* ------------------------------------------------------------------ */
+/* The event loop hooks                                                 */
+/* ------------------------------------------------------------------ */
+
+static inline int serve__loop_active(const struct serve *s)
+{
+    return s->cfg->loop_step != NULL && (s->n_open > 0 || s->loop_busy);
+}
+
+/* One non-blocking pass of the package's event loop (deferred requests
+ * progress, their answers are published). Counted as busy time, and
+ * visible to the master's --timeout as a running request of unknown token. */
+static void serve__loop_step(struct serve *s)
+{
+    uint64_t t0 = serve__now_ns();
+    PyObject *r;
+
+    atomic_store_explicit(&s->me->current.token, UINT32_MAX, memory_order_relaxed);
+    atomic_store_explicit(&s->me->current.start_ns, t0, memory_order_release);
+    r = PyObject_CallNoArgs(s->cfg->loop_step);   /* new */
+    atomic_store_explicit(&s->me->current.start_ns, 0, memory_order_relaxed);
+    if (r == NULL) {
+        serve__print_exception(s, "fasterapi._boot.loop_step() raised:");
+        s->loop_busy = 0;
+    } else {
+        s->loop_busy = PyObject_IsTrue(r) == 1;
+        Py_DECREF(r);
+    }
+    PyErr_Clear();
+    serve__flush(s);
+    serve__stat_add(&s->me->stats.busy_ns, serve__now_ns() - t0);
+}
+
+/* Sleeps in the package's event loop until the doorbell rings (after
+ * fa_doorbell_sleep_begin and an empty re-check), or a timeout: its tasks
+ * and timers run meanwhile. 0, or -1 if the master is gone. */
+static int serve__loop_wait(struct serve *s)
+{
+    double timeout = s->cfg->timeout_ns && s->n_open ? SERVE_SCAN_NS / 1e9 : SERVE_WAIT_MS / 1e3;
+    PyObject *r = PyObject_CallFunction(s->cfg->loop_wait, "id", s->cfg->efd, timeout);   /* new */
+
+    if (r == NULL) {
+        serve__print_exception(s, "fasterapi._boot.loop_wait() raised:");
+        PyErr_Clear();
+        s->loop_busy = 0;
+    }
+    Py_XDECREF(r);
+    fa_doorbell_sleep_cancel(&s->me->sleeping);
+    serve__flush(s);
+    return serve__check_parent(s);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1249,8 +2076,19 @@ static int serve__init(struct serve *s, const struct fa_serve_config *cfg)
     s->resp = calloc(s->n_http, sizeof(*s->resp));
     s->resp_dirty = calloc(s->n_http, 1);
     s->iov = calloc(s->n_chunks, sizeof(*s->iov));
-    if (s->req == NULL || s->resp == NULL || s->resp_dirty == NULL || s->iov == NULL)
+    s->conc = cfg->concurrency ? cfg->concurrency : 100;
+    if (s->conc > 0xffff)
+        s->conc = 0xffff;
+    s->defers = calloc(s->conc, sizeof(*s->defers));
+    s->peeked = calloc(s->n_http, sizeof(*s->peeked));
+    if (s->req == NULL || s->resp == NULL || s->resp_dirty == NULL || s->iov == NULL ||
+        s->defers == NULL || s->peeked == NULL)
         goto nomem;
+    for (uint32_t i = 0; i < s->conc; i++)
+        s->defers[i].next_free = i + 1 < s->conc ? i + 1 : UINT32_MAX;
+    s->free_head = 0;
+    s->calling_defer = -1;
+    s->batch = cfg->no_batch ? 1 : SERVE_BATCH;
     for (uint32_t h = 0; h < s->n_http; h++) {
         fa_ring_init(&s->req[h], fa_seg_req_ring(s->seg, h, cfg->slot), hdr->ring_cap);
         fa_ring_init(&s->resp[h], fa_seg_resp_ring(s->seg, h, cfg->slot), hdr->ring_cap);
@@ -1269,7 +2107,8 @@ static int serve__init(struct serve *s, const struct fa_serve_config *cfg)
     if ((s->head = malloc(s->chunk_size)) == NULL)
         goto nomem;
     if ((s->head500_len = serve__pack_error_head(s->head500, sizeof(s->head500), 500)) == 0 ||
-        (s->head503_len = serve__pack_error_head(s->head503, sizeof(s->head503), 503)) == 0)
+        (s->head503_len = serve__pack_error_head(s->head503, sizeof(s->head503), 503)) == 0 ||
+        (s->head504_len = serve__pack_error_head(s->head504, sizeof(s->head504), 504)) == 0)
         goto nomem;
 
     for (size_t i = 0; i < SERVE_N_METHODS; i++)
@@ -1290,6 +2129,21 @@ nomem:
 
 static void serve__fini(struct serve *s)
 {
+    /* Deferred requests still open (the master is gone, or a stop timed
+     * out): their HTTP workers fail them when this process is gone. */
+    for (uint32_t i = 0; s->defers != NULL && i < s->conc; i++) {
+        struct serve_defer *e = &s->defers[i];
+
+        if (e->state == DEF_FREE)
+            continue;
+        Py_CLEAR(e->view);
+        Py_CLEAR(e->shmbuf);
+        Py_CLEAR(e->method);
+        Py_CLEAR(e->path);
+        Py_CLEAR(e->on_disconnect);
+    }
+    free(s->defers);
+    free(s->peeked);
     for (size_t i = 0; i < SERVE_N_METHODS; i++)
         Py_CLEAR(s->methods[i]);
     for (size_t i = 0; i < SERVE_HNAME_CACHE; i++)
@@ -1318,18 +2172,36 @@ int fa_serve_run(const struct fa_serve_config *cfg)
 
     if (serve__init(&s, cfg) < 0)
         goto out;
+    serve__active = &s;
     for (;;) {
         int got = serve__round(&s);
 
-        if (got < 0)
+        if (got < 0 || s.fatal)
+            goto out;
+        if (serve__loop_active(&s))
+            serve__loop_step(&s);
+        serve__deadlines(&s);
+        if (s.fatal)
             goto out;
         if (got > 0)
             continue;
-        /* Every ring was empty this round. After SIGTERM that is the end:
-         * everything popped was answered (the master stopped the HTTP
-         * workers first, so nothing new arrives). */
-        if (*cfg->stop)
+        /* Every ring was empty this round. After SIGTERM that is the end
+         * once the deferred requests are answered too: everything popped
+         * was (the master stopped the HTTP workers first, so nothing new
+         * arrives). */
+        if (*cfg->stop && s.n_open == 0)
             break;
+        if (serve__loop_active(&s)) {
+            /* The event loop has work: sleep in it, woken by the doorbell. */
+            fa_doorbell_sleep_begin(&s.me->sleeping);
+            if (serve__any_work(&s)) {
+                fa_doorbell_sleep_cancel(&s.me->sleeping);
+                continue;
+            }
+            if (serve__loop_wait(&s) < 0)
+                goto out;
+            continue;
+        }
         for (int i = 0; i < SERVE_SPIN && !got; i++) {
             serve__cpu_relax();
             got = serve__any_work(&s);
@@ -1337,7 +2209,7 @@ int fa_serve_run(const struct fa_serve_config *cfg)
         if (got)
             continue;
         fa_doorbell_sleep_begin(&s.me->sleeping);
-        if (serve__any_work(&s) || *cfg->stop) {
+        if (serve__any_work(&s) || (*cfg->stop && s.n_open == 0)) {
             fa_doorbell_sleep_cancel(&s.me->sleeping);
             continue;
         }
@@ -1348,6 +2220,7 @@ int fa_serve_run(const struct fa_serve_config *cfg)
 out:
     if (s.resp_dirty != NULL)
         serve__flush(&s);   /* whatever was reserved is complete: publish it */
+    serve__active = NULL;
     serve__fini(&s);
     return rc;
 }

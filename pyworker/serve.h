@@ -24,7 +24,22 @@ struct fa_serve_config {
     volatile sig_atomic_t *stop;  /* set by the SIGTERM handler */
     int lazy_headers;             /* fasterapi._boot.LAZY_HEADERS: headers as a
                                      RequestHeaders (headers.h), not a list */
+    PyObject *loop_step;          /* borrowed or NULL: fasterapi._boot.loop_step */
+    PyObject *loop_wait;          /* borrowed or NULL: fasterapi._boot.loop_wait */
+    uint32_t concurrency;         /* deferred requests open at once, 1..65535
+                                     (FASTERAPI_PY_CONCURRENCY) */
+    uint64_t timeout_ns;          /* deferred request deadline, 0 = none (FASTERAPI_TIMEOUT) */
+    int no_batch;                 /* FASTERAPI_NO_BATCH: one request per pop, publish
+                                     each response at once (perf's off switch) */
+    int no_pool;                  /* FASTERAPI_NO_POOL: no string, tuple or object
+                                     caches (perf's off switch) */
 };
+
+/* _fasterapi's functions for deferred and streamed responses (PROTOCOL.md):
+ * defer, respond, start, send, abort, writable, disconnected, pending,
+ * concurrency, wake_loop. They act on the serve loop running in this
+ * process and raise RuntimeError when none runs. module.c adds them. */
+extern PyMethodDef fa_serve_methods[];
 
 /* Runs until *stop is set and every request ring is empty (everything popped
  * was answered), or until the parent process goes away. Called with the GIL

@@ -51,7 +51,9 @@ enum { PROTO_JSON, PROTO_JSON_REF, PROTO_BIG, PROTO_BIG_REF, PROTO_BAD_JSON, PRO
        PROTO_BYTEARRAY, PROTO_ECHO_VIEW, PROTO_ECHO_SLICE, PROTO_NONCONTIG, PROTO_AFTER,
        PROTO_AFTER_RAISES, PROTO_AFTER_LOG, PROTO_SENDFILE, PROTO_STR, PROTO_HOOKS,
        PROTO_HOOKS_REF, PROTO_HEADERS, PROTO_HEADERS_KEEP, PROTO_HEADERS_KEPT, PROTO_HEADERS_SEQ,
-       PROTO_STATIC, PROTO_HELLO, N_PROTO };
+       PROTO_STATIC, PROTO_HELLO, PROTO_DEFER_LATER, PROTO_STREAM_SYNC, PROTO_STREAM_PRESSURE,
+       PROTO_DEFER_GONE, PROTO_STREAM_UNTIL_GONE, PROTO_DEFER_FOREVER, PROTO_DEFER_COUNT,
+       PROTO_FLAGS, PROTO_DEFER_TWICE, PROTO_DEFER_RAISES, PROTO_STREAM_ABORT, N_PROTO };
 
 /* Routes of app_pyworker.py, in registration order. */
 enum { ROUTE_HELLO, ROUTE_USER, ROUTE_ECHO, ROUTE_BOOM, ROUTE_SLOW, ROUTE_PLAIN, ROUTE_INFO,
@@ -1080,7 +1082,8 @@ START_TEST(test_pyworker__envelope_refuses_wrong_types)
         {"\x99\x01\xa3GET\xa1/\xa0\x90\x91\xa1h", 14, "pairs"},
         {"\x99\x01\xa3GET\xa1/\xa0\x90\x92\xa1h\x01", 15, "header name or value"},
         {"\x99\x01\xa3GET\xa1/\xa0\x90\x90\xa2h1\xce\x00\x01\x00\x00\x00", 20, "above 65535"},
-        {"\x99\x01\xa3GET\xa1/\xa0\x90\x90\xa2h1\x50\xc1", 16, "after the client port"},
+        {"\x99\x01\xa3GET\xa1/\xa0\x90\x90\xa2h1\x50\xc1", 16, "flags"},
+        {"\x9a\x01\xa3GET\xa1/\xa0\x90\x90\xa2h1\x50\x04\xc1", 17, "after the flags"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct fa_env e;
@@ -1442,6 +1445,317 @@ START_TEST(test_pyworker__sendfile_header_passes)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ */
+/* Deferred and streamed responses (PROTOCOL.md)                        */
+/* ------------------------------------------------------------------ */
+
+enum { PART_WHOLE, PART_START, PART_MORE, PART_LAST, PART_ABORT };
+
+/* One response message of any kind: a whole response, the start of a
+ * stream, or a part ([1] more, [0] last, [2] abort). */
+struct msg {
+    uint32_t token;
+    int kind;
+    int status;              /* PART_WHOLE and PART_START */
+    char body[4096];
+    size_t body_len;
+};
+
+/* Pops one message from ring h (doorbell protocol, as recv_resp), copies
+ * it out and frees its chunks. 1, or 0 on timeout. */
+static int recv_msg(uint32_t h, struct msg *m, int timeout_ms)
+{
+    struct fa_slot_sh *me = fa_seg_http_slot(&H.seg, h);
+    uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+    struct iovec iov[MAX_IOV];
+    struct fa_desc d;
+    msgpack_zone zone;
+    msgpack_object o;
+    size_t off = 0;
+    int n;
+
+    while (fa_ring_pop(&H.resp[h], &d, 1) != 1) {
+        fa_doorbell_sleep_begin(&me->sleeping);
+        if (!fa_ring_empty(&H.resp[h])) {
+            fa_doorbell_sleep_cancel(&me->sleeping);
+            continue;
+        }
+        if (now_ms() >= deadline) {
+            fa_doorbell_sleep_cancel(&me->sleeping);
+            return 0;
+        }
+        fa_doorbell_wait(H.http_efd[h], (int)(deadline - now_ms()) + 1);
+        fa_doorbell_sleep_cancel(&me->sleeping);
+    }
+    if (fa_ring_space_wanted(&H.resp[h]))
+        fa_doorbell_ring(&fa_seg_py_slot(&H.seg, SLOT)->sleeping, H.py_efd);
+    ck_assert_uint_eq(d.gen, GEN);
+    n = fa_msg_iov(&H.seg, fa_seg_py_arena(&H.seg, SLOT), h, &d, iov, MAX_IOV);
+    ck_assert_msg(n == 1, "a test message spans %d chunks", n);
+    msgpack_zone_init(&zone, 2048);
+    ck_assert_int_ge(msgpack_unpack(iov[0].iov_base, iov[0].iov_len, &off, &zone, &o),
+                     MSGPACK_UNPACK_EXTRA_BYTES);
+    ck_assert_int_eq(o.type, MSGPACK_OBJECT_ARRAY);
+    memset(m, 0, sizeof(*m));
+    m->token = d.token;
+    switch (o.via.array.size) {
+    case 1:
+        ck_assert_int_eq(o.via.array.ptr[0].type, MSGPACK_OBJECT_POSITIVE_INTEGER);
+        ck_assert_uint_le(o.via.array.ptr[0].via.u64, 2);
+        m->kind = o.via.array.ptr[0].via.u64 == 1 ? PART_MORE
+                  : o.via.array.ptr[0].via.u64 == 0 ? PART_LAST : PART_ABORT;
+        break;
+    case 3:
+        ck_assert_uint_eq(o.via.array.ptr[2].via.u64, 1);
+        m->kind = PART_START;
+        m->status = (int)o.via.array.ptr[0].via.u64;
+        break;
+    default:
+        ck_assert_uint_eq(o.via.array.size, 2);
+        m->kind = PART_WHOLE;
+        m->status = (int)o.via.array.ptr[0].via.u64;
+    }
+    msgpack_zone_destroy(&zone);
+    m->body_len = iov[0].iov_len - off;
+    ck_assert_uint_lt(m->body_len, sizeof(m->body));
+    memcpy(m->body, (char *)iov[0].iov_base + off, m->body_len);
+    fa_msg_free(&H.seg, fa_seg_py_arena(&H.seg, SLOT), d.chunk);
+    return 1;
+}
+
+static void recv_msg_ok(uint32_t h, struct msg *m, uint32_t token, int kind)
+{
+    ck_assert_msg(recv_msg(h, m, 10000) == 1, "no message on ring %u within 10 s", h);
+    ck_assert_uint_eq(m->token, token);
+    ck_assert_int_eq(m->kind, kind);
+}
+
+/* The disconnect notice an HTTP worker sends when a client goes away. */
+static void send_notice(uint32_t h, uint32_t token)
+{
+    struct fa_desc d = {.chunk = FA_CHUNK_NONE, .len = 0, .gen = GEN, .token = token};
+
+    ck_assert_int_eq(fa_ring_push(&H.req[h], &d), 0);
+    fa_doorbell_ring(&fa_seg_py_slot(&H.seg, SLOT)->sleeping, H.py_efd);
+}
+
+static int marked(const char *name, char *buf, size_t size)
+{
+    char path[256];
+    ssize_t n;
+    int fd;
+
+    snprintf(path, sizeof(path), "%s/%s", getenv("FA_TEST_DIR"), name);
+    if ((fd = open(path, O_RDONLY)) < 0)
+        return 0;
+    n = read(fd, buf, size - 1);
+    close(fd);
+    buf[n > 0 ? n : 0] = '\0';
+    return 1;
+}
+
+/* defer() then respond() from the event loop 50 ms later, with the request
+ * body still readable; a plain request sent meanwhile is answered first
+ * (the loop is not blocked), and every request chunk comes back. */
+START_TEST(test_pyworker__deferred_answered_from_the_loop)
+{
+    struct msg m;
+    uint32_t later, now;
+
+    proto_start();
+    later = send_req(0, PROTO_DEFER_LATER, "POST", "/r", NULL, 0, "abc", 3);
+    now = send_req(1, PROTO_JSON, "GET", "/r", NULL, 0, NULL, 0);
+    recv_msg_ok(1, &m, now, PART_WHOLE);
+    ck_assert_int_eq(m.status, 200);
+    ck_assert_int_eq(recv_msg(0, &m, 0), 0);   /* not yet */
+    recv_msg_ok(0, &m, later, PART_WHOLE);
+    ck_assert_int_eq(m.status, 200);
+    ck_assert_str_eq(m.body, "later:abc");
+    ck_assert_uint_eq(free_chunks(fa_seg_http_arena(&H.seg, 0)), CHUNKS);
+    ck_assert_uint_eq(free_chunks(fa_seg_py_arena(&H.seg, SLOT)), CHUNKS);
+    ck_assert_int_eq(harness_stop(), 0);
+}
+END_TEST
+
+/* A stream written inside dispatch: start (status, headers), parts in
+ * order (an empty one too), the last one. */
+START_TEST(test_pyworker__stream_messages_in_order)
+{
+    static const char *parts[] = {"one,", "", "two,"};
+    struct msg m;
+    uint32_t t;
+
+    proto_start();
+    t = send_req(0, PROTO_STREAM_SYNC, "GET", "/r", NULL, 0, NULL, 0);
+    recv_msg_ok(0, &m, t, PART_START);
+    ck_assert_int_eq(m.status, 201);
+    ck_assert_uint_eq(m.body_len, 0);
+    for (size_t i = 0; i < 3; i++) {
+        recv_msg_ok(0, &m, t, PART_MORE);
+        ck_assert_str_eq(m.body, parts[i]);
+    }
+    recv_msg_ok(0, &m, t, PART_LAST);
+    ck_assert_str_eq(m.body, "three");
+    ck_assert_uint_eq(free_chunks(fa_seg_py_arena(&H.seg, SLOT)), CHUNKS);
+    ck_assert_int_eq(harness_stop(), 0);
+}
+END_TEST
+
+/* Backpressure: while the HTTP worker takes nothing, a stream gets 16
+ * messages out (the start and 15 parts) and send(block=False) is refused;
+ * once they are taken, it goes on. */
+START_TEST(test_pyworker__stream_backpressure)
+{
+    struct msg m;
+    uint32_t t;
+    int parts = 0;
+
+    proto_start();
+    t = send_req(0, PROTO_STREAM_PRESSURE, "GET", "/r", NULL, 0, NULL, 0);
+    usleep(300000);
+    recv_msg_ok(0, &m, t, PART_START);
+    for (;;) {
+        recv_msg_ok(0, &m, t, PART_MORE);
+        if (strcmp(m.body, "y") == 0)
+            break;
+        ck_assert_str_eq(m.body, "x");
+        parts++;
+    }
+    recv_msg_ok(0, &m, t, PART_LAST);
+    ck_assert_int_eq(parts, 15);
+    ck_assert_str_eq(m.body, "15");
+    ck_assert_int_eq(harness_stop(), 0);
+}
+END_TEST
+
+/* A disconnect notice calls the request's on_disconnect (which answers);
+ * a notice for a request not open is ignored. */
+START_TEST(test_pyworker__disconnect_notice)
+{
+    struct msg m;
+    char buf[16];
+    uint32_t t;
+
+    proto_start();
+    send_notice(1, 12345);                      /* nobody's: ignored */
+    t = send_req(0, PROTO_DEFER_GONE, "GET", "/r", NULL, 0, NULL, 0);
+    ck_assert_int_eq(recv_msg(0, &m, 100), 0);
+    send_notice(0, t);
+    recv_msg_ok(0, &m, t, PART_WHOLE);
+    ck_assert_int_eq(m.status, 500);            /* abort() before a start */
+    ck_assert(marked("gone", buf, sizeof(buf)));
+    ck_assert_str_eq(buf, "1");
+    ck_assert_uint_eq(free_chunks(fa_seg_http_arena(&H.seg, 0)), CHUNKS);
+    ck_assert_int_eq(harness_stop(), 0);
+}
+END_TEST
+
+/* A stream sent from inside dispatch learns of the notice while it waits
+ * for room (the ring is only peeked: its requests stay in order), stops,
+ * and its abort cuts the stream. */
+START_TEST(test_pyworker__stream_stops_when_client_gone)
+{
+    struct msg m;
+    char buf[64];
+    uint32_t t;
+
+    proto_start();
+    t = send_req(0, PROTO_STREAM_UNTIL_GONE, "GET", "/r", NULL, 0, NULL, 0);
+    recv_msg_ok(0, &m, t, PART_START);
+    for (int i = 0; i < 40; i++)
+        recv_msg_ok(0, &m, t, PART_MORE);
+    send_notice(0, t);
+    ck_assert_msg(recv_msg(0, &m, 10000) == 1, "the stream did not end");
+    for (int i = 0; m.kind == PART_MORE; i++) {
+        ck_assert_int_lt(i, 100);
+        ck_assert_msg(recv_msg(0, &m, 10000) == 1, "the stream did not end");
+    }
+    ck_assert_int_eq(m.kind, PART_ABORT);
+    ck_assert(marked("stream-gone", buf, sizeof(buf)));
+    ck_assert_ptr_nonnull(strstr(buf, " True"));
+    ck_assert_int_eq(harness_stop(), 0);
+}
+END_TEST
+
+/* FASTERAPI_TIMEOUT: a deferred request never answered gets 504 and its
+ * on_disconnect is called. */
+START_TEST(test_pyworker__deferred_deadline_504)
+{
+    struct msg m;
+    char buf[16];
+    uint32_t t;
+    double t0;
+
+    setenv("FASTERAPI_TIMEOUT", "1", 1);
+    proto_start();
+    t0 = now_s();
+    t = send_req(0, PROTO_DEFER_FOREVER, "GET", "/r", NULL, 0, NULL, 0);
+    recv_msg_ok(0, &m, t, PART_WHOLE);
+    ck_assert_int_eq(m.status, 504);
+    ck_assert(now_s() - t0 >= 0.9);
+    ck_assert(marked("deadline", buf, sizeof(buf)));
+    ck_assert_uint_eq(free_chunks(fa_seg_http_arena(&H.seg, 0)), CHUNKS);
+    ck_assert_int_eq(harness_stop(), 0);
+}
+END_TEST
+
+/* FASTERAPI_PY_CONCURRENCY=2: never more than 2 open at once, and 2 are. */
+START_TEST(test_pyworker__concurrency_bound)
+{
+    uint32_t tokens[6];
+    int saw_two = 0;
+    struct msg m;
+
+    setenv("FASTERAPI_PY_CONCURRENCY", "2", 1);
+    proto_start();
+    for (int i = 0; i < 6; i++)
+        tokens[i] = send_req(0, PROTO_DEFER_COUNT, "GET", "/r", NULL, 0, NULL, 0);
+    for (int i = 0; i < 6; i++) {
+        ck_assert_msg(recv_msg(0, &m, 10000) == 1, "answer %d missing", i);
+        ck_assert_int_eq(m.status, 200);
+        ck_assert_msg(strcmp(m.body, "1") == 0 || strcmp(m.body, "2") == 0, "%s open", m.body);
+        saw_two |= strcmp(m.body, "2") == 0;
+    }
+    (void)tokens;
+    ck_assert(saw_two);
+    ck_assert_int_eq(harness_stop(), 0);
+}
+END_TEST
+
+/* flags reach dispatch; defer() twice is refused and respond() inside
+ * dispatch answers; dispatch raising after defer() is a 500; an aborted
+ * stream is cut and later calls with its rid are ignored. */
+START_TEST(test_pyworker__deferred_edges)
+{
+    struct msg m;
+    uint32_t t;
+
+    proto_start();
+    t = send_req(0, PROTO_FLAGS, "GET", "/r", NULL, 0, NULL, 0);
+    recv_msg_ok(0, &m, t, PART_WHOLE);
+    ck_assert_str_eq(m.body, "1");              /* send_req_gen's flags: keep-alive */
+    t = send_req(0, PROTO_DEFER_TWICE, "GET", "/r", NULL, 0, NULL, 0);
+    recv_msg_ok(0, &m, t, PART_WHOLE);
+    ck_assert_int_eq(m.status, 200);
+    ck_assert_ptr_nonnull(strstr(m.body, "already"));
+    t = send_req(0, PROTO_DEFER_RAISES, "GET", "/r", NULL, 0, NULL, 0);
+    recv_msg_ok(0, &m, t, PART_WHOLE);
+    ck_assert_int_eq(m.status, 500);
+    t = send_req(0, PROTO_STREAM_ABORT, "GET", "/r", NULL, 0, NULL, 0);
+    recv_msg_ok(0, &m, t, PART_START);
+    recv_msg_ok(0, &m, t, PART_MORE);
+    ck_assert_str_eq(m.body, "partial");
+    recv_msg_ok(0, &m, t, PART_ABORT);
+    ck_assert_int_eq(recv_msg(0, &m, 200), 0);
+    t = send_req(0, PROTO_JSON, "GET", "/r", NULL, 0, NULL, 0);
+    recv_msg_ok(0, &m, t, PART_WHOLE);
+    ck_assert_int_eq(m.status, 200);
+    ck_assert_uint_eq(free_chunks(fa_seg_http_arena(&H.seg, 0)), CHUNKS);
+    ck_assert_uint_eq(free_chunks(fa_seg_py_arena(&H.seg, SLOT)), CHUNKS);
+    ck_assert_int_eq(harness_stop(), 0);
+}
+END_TEST
+
 /* After SIGTERM's drain the worker calls fasterapi._boot.shutdown(). */
 START_TEST(test_pyworker__shutdown_hook_after_drain)
 {
@@ -1651,6 +1965,18 @@ static Suite *make_suite_pyworker(void)
     tcase_add_test(tc, test_pyworker__headers_list);
     tcase_add_test(tc, test_pyworker__headers_lazy);
     tcase_add_test(tc, test_pyworker__describe_packs_extra);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("deferred");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_pyworker__deferred_answered_from_the_loop);
+    tcase_add_test(tc, test_pyworker__stream_messages_in_order);
+    tcase_add_test(tc, test_pyworker__stream_backpressure);
+    tcase_add_test(tc, test_pyworker__disconnect_notice);
+    tcase_add_test(tc, test_pyworker__stream_stops_when_client_gone);
+    tcase_add_test(tc, test_pyworker__deferred_deadline_504);
+    tcase_add_test(tc, test_pyworker__concurrency_bound);
+    tcase_add_test(tc, test_pyworker__deferred_edges);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("json");

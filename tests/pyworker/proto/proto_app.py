@@ -16,6 +16,7 @@ ROUTES.append((21, "GET", "/static", "static", {"status": 200, "body": b"\x00bin
                                                 "headers": [["x-a", "b"]], "content_type": None,
                                                 "n": [1.5, -5, 2**64 - 1, True, (1, "t")]}))
 ROUTES.append((22, "GET", "/hello", "python"))
+ROUTES += [(i, "GET", f"/r{i}", "python") for i in range(23, 34)]   # deferred, streams
 
 # $FA_TEST_LAZY=1: dispatch gets the headers as a _fasterapi.RequestHeaders.
 LAZY_HEADERS = os.environ.get("FA_TEST_LAZY") == "1"
@@ -126,6 +127,94 @@ def dispatch(route_id, method, path, query, params, headers, client, body, flags
                            "slice": [list(p) for p in headers[0:1]],
                            "contains": ("host", "localhost") in headers,
                            "eq": headers == list(headers), "copy": headers[:] == list(headers)}
+    if route_id >= 23:
+        return _deferred(route_id, body, flags)
+    return 404, TEXT, b"no such route"
+
+
+# ---------------------------------------------------------------- deferred
+# PROTOCOL.md, "Deferred and streamed responses": each route uses
+# _fasterapi's functions one way; the loop is fasterapi/_boot.py's here.
+
+def _mark(name, text=""):
+    with open(os.path.join(os.environ["FA_TEST_DIR"], name), "a") as f:
+        f.write(text)
+
+
+def _deferred(route_id, body, flags):
+    import _fasterapi as fa
+    from fasterapi._boot import LOOP as loop
+
+    if route_id == 23:        # answered 50 ms later from the loop, with the request body
+        rid = fa.defer()
+        loop.call_later(0.05, lambda: fa.respond(rid, (200, TEXT, b"later:" + bytes(body))))
+        return None
+    if route_id == 24:        # a stream written inside dispatch: parts, an empty one, the last
+        rid = fa.defer()
+        fa.start(rid, 201, TEXT + [("x-stream", "yes")])
+        assert fa.send(rid, b"one,") and fa.send(rid, b"") and fa.send(rid, b"two,")
+        assert fa.send(rid, b"three", more=False)
+        return None
+    if route_id == 25:        # backpressure: send(block=False) until refused, then poll
+        rid = fa.defer()
+        fa.start(rid, 200, TEXT)
+        n = 0
+        while fa.send(rid, b"x", block=False):
+            n += 1
+
+        def more():
+            if not fa.writable(rid):
+                loop.call_later(0.001, more)
+                return
+            fa.send(rid, b"y")
+            fa.send(rid, str(n).encode(), more=False)
+        loop.call_soon(more)
+        return None
+    if route_id == 26:        # on_disconnect answers (the client is gone: 500 is fine)
+        rid = None
+
+        def gone():
+            _mark("gone", "1")
+            fa.abort(rid)
+        rid = fa.defer(on_disconnect=gone)
+        return None
+    if route_id == 27:        # a sync stream that runs until its client is gone
+        rid = fa.defer()
+        fa.start(rid, 200, TEXT)
+        sent = 0
+        while fa.send(rid, b"z" * 1000):
+            sent += 1
+        _mark("stream-gone", f"{sent} {fa.disconnected(rid)}")
+        fa.abort(rid)
+        return None
+    if route_id == 28:        # never answered: the deadline (FASTERAPI_TIMEOUT) does it
+        fa.defer(on_disconnect=lambda: _mark("deadline", "1"))
+        return None
+    if route_id == 29:        # concurrency: how many are open, answered 100 ms later
+        rid = fa.defer()
+        open_now = fa.pending()
+        loop.call_later(0.1, lambda: fa.respond(rid, (200, TEXT, str(open_now).encode())))
+        return None
+    if route_id == 30:        # the request flags
+        return 200, TEXT, str(flags).encode()
+    if route_id == 31:        # defer() twice; respond() inside dispatch
+        rid = fa.defer()
+        try:
+            fa.defer()
+        except RuntimeError as e:
+            fa.respond(rid, (200, TEXT, str(e).encode()))
+        return None
+    if route_id == 32:        # dispatch raises after defer(): 500
+        fa.defer()
+        raise RuntimeError("raised after defer(): this traceback is expected by the test")
+    if route_id == 33:        # stream aborted after a part; a late call with the rid is ignored
+        rid = fa.defer()
+        fa.start(rid, 200, TEXT)
+        fa.send(rid, b"partial")
+        fa.abort(rid)
+        fa.respond(rid, (200, TEXT, b"ignored"))
+        assert fa.send(rid, b"ignored") is False
+        return None
     return 404, TEXT, b"no such route"
 
 
