@@ -1641,17 +1641,21 @@ static int serve__round(struct serve *s)
             serve__peek_notices(s);
             break;
         }
-        if ((n = fa_ring_pop(&s->req[h], s->descs, max)) == 0)
+        if ((n = fa_ring_peek(&s->req[h], s->descs, max)) == 0)
             continue;
         got += (int)n;
-        /* Slots were released by the pop: a producer waiting for space can
-         * go on at once. */
-        if (fa_ring_space_wanted(&s->req[h]))
-            serve__ring_http(s, h);
         s->last_flush_ns = serve__now_ns();
-        for (uint32_t i = 0; i < n; i++)
+        /* Each descriptor is released as it is taken: the ones not started
+         * yet stay past head, so that if this process dies the HTTP worker
+         * sends them to another Python worker instead of failing them. */
+        for (uint32_t i = 0; i < n; i++) {
+            fa_ring_release(&s->req[h], 1);
             if (serve__one(s, h, &s->descs[i], &stale) < 0)
                 return -1;
+        }
+        /* A producer waiting for space can go on. */
+        if (fa_ring_space_wanted(&s->req[h]))
+            serve__ring_http(s, h);
         serve__flush(s);
         if (stale)
             serve__log(s, "dropped %u request(s) from HTTP worker %u sent to an earlier "

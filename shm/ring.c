@@ -93,7 +93,7 @@ int fa_ring_want_space(struct fa_ring *r)
 
 /* --- consumer --- */
 
-uint32_t fa_ring_pop(struct fa_ring *r, struct fa_desc *out, uint32_t max)
+uint32_t fa_ring_peek(struct fa_ring *r, struct fa_desc *out, uint32_t max)
 {
     struct fa_ring_sh *sh = r->sh;
     uint32_t head = atomic_load_explicit(&sh->head, memory_order_relaxed);
@@ -108,8 +108,23 @@ uint32_t fa_ring_pop(struct fa_ring *r, struct fa_desc *out, uint32_t max)
     n = avail < max ? avail : max;
     for (uint32_t i = 0; i < n; i++)
         out[i] = sh->slots[(head + i) & r->mask];
+    return n;
+}
+
+void fa_ring_release(struct fa_ring *r, uint32_t n)
+{
+    /* The consumer is head's only writer: a relaxed read of it is exact. */
+    uint32_t head = atomic_load_explicit(&r->sh->head, memory_order_relaxed);
+
+    atomic_store_explicit(&r->sh->head, head + n, memory_order_release);
+}
+
+uint32_t fa_ring_pop(struct fa_ring *r, struct fa_desc *out, uint32_t max)
+{
+    uint32_t n = fa_ring_peek(r, out, max);
+
     if (n != 0)
-        atomic_store_explicit(&sh->head, head + n, memory_order_release);
+        fa_ring_release(r, n);
     return n;
 }
 

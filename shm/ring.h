@@ -42,6 +42,14 @@ int fa_ring_want_space(struct fa_ring *r);
  * number copied. The copies are the consumer's own: validate them, not the
  * shared slots. */
 uint32_t fa_ring_pop(struct fa_ring *r, struct fa_desc *out, uint32_t max);
+/* fa_ring_pop in two steps: copies up to `max` published descriptors out
+ * without releasing their slots; fa_ring_release(r, n) then releases the
+ * next n of them (n <= what was peeked and not released yet). A consumer
+ * that releases each descriptor as it takes it on leaves the ones it has
+ * not started in the ring, past head: if it dies, the producer knows they
+ * were never started and can send them elsewhere. */
+uint32_t fa_ring_peek(struct fa_ring *r, struct fa_desc *out, uint32_t max);
+void fa_ring_release(struct fa_ring *r, uint32_t n);
 /* 1 if nothing is published (acquire load of tail). */
 int fa_ring_empty(struct fa_ring *r);
 /* After popping: 1 if the producer asked for space (flag consumed), in which

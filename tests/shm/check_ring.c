@@ -77,6 +77,37 @@ START_TEST(test_ring__push_pop_in_order)
 }
 END_TEST
 
+/* peek copies without releasing: head moves only with release, one by one,
+ * and what is not released is still there for the next peek; the producer
+ * cannot reuse an unreleased slot. */
+START_TEST(test_ring__peek_then_release_one_by_one)
+{
+    struct fa_ring_sh *sh = ring_new(0);
+    struct fa_ring p, c;
+    struct fa_desc out[CAP];
+
+    fa_ring_init(&p, sh, CAP);
+    fa_ring_init(&c, sh, CAP);
+    for (uint32_t i = 0; i < CAP; i++) {
+        struct fa_desc d = desc(i);
+        ck_assert_int_eq(fa_ring_push(&p, &d), 0);
+    }
+    ck_assert_uint_eq(fa_ring_peek(&c, out, 3), 3);
+    check_desc(&out[2], 2);
+    ck_assert_uint_eq(atomic_load(&sh->head), 0);
+    ck_assert_ptr_null(fa_ring_reserve(&p));            /* still full */
+    fa_ring_release(&c, 1);
+    ck_assert_uint_eq(atomic_load(&sh->head), 1);
+    ck_assert_uint_eq(fa_ring_depth(sh), CAP - 1);
+    ck_assert_ptr_nonnull(fa_ring_reserve(&p));         /* one slot back */
+    ck_assert_uint_eq(fa_ring_peek(&c, out, CAP), CAP - 1);
+    check_desc(&out[0], 1);                             /* the unreleased ones again */
+    fa_ring_release(&c, CAP - 1);
+    ck_assert_int_eq(fa_ring_empty(&c), 1);
+    free(sh);
+}
+END_TEST
+
 START_TEST(test_ring__full_reserve_fails)
 {
     struct fa_ring_sh *sh = ring_new(0);
@@ -292,6 +323,7 @@ Suite *make_suite_ring(void)
     tcase_set_timeout(tc, 10);
     tcase_add_test(tc, test_ring__empty_pop_returns_zero);
     tcase_add_test(tc, test_ring__push_pop_in_order);
+    tcase_add_test(tc, test_ring__peek_then_release_one_by_one);
     tcase_add_test(tc, test_ring__full_reserve_fails);
     tcase_add_test(tc, test_ring__reserved_invisible_until_commit);
     tcase_add_test(tc, test_ring__wraps_across_uint32);
