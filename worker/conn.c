@@ -4,7 +4,9 @@
  *
  * Each connection owns a FIFO of struct fa_resp, one per request, in the
  * order the requests arrived. Python answers may come back in any order; a
- * response is written only once every response before it is out. When the
+ * response is written only once every response before it is out. A
+ * streamed Python answer is written part by part as the parts come
+ * (conn__write_stream); the responses behind it wait until its end. When the
  * FIFO reaches cfg->max_pipeline the parser pauses and reading stops, so a
  * client cannot make us queue unbounded work.
  *
@@ -193,10 +195,32 @@ static struct fa_resp *conn__push_resp(struct fa_conn *c)
     return r;
 }
 
+/* Unlinks the first queued part of r's stream and frees it and its chunks. */
+static void conn__part_free(struct fa_worker *w, struct fa_resp *r)
+{
+    struct fa_stream *s = r->stream;
+    struct fa_part *p = s->head;
+    s->head = p->next;
+    if (s->head == NULL)
+        s->tail = NULL;
+    s->n_parts--;
+    if (p->first != FA_CHUNK_NONE)
+        fa_msg_free(w->seg, fa_seg_py_arena(w->seg, r->py_slot), p->first);
+    free(p);
+}
+
+void fa_resp_drop_parts(struct fa_worker *w, struct fa_resp *r)
+{
+    while (r->stream && r->stream->head)
+        conn__part_free(w, r);
+}
+
 void fa_resp_free(struct fa_worker *w, struct fa_resp *r)
 {
     if (r->resp_chunks)
         fa_msg_free(w->seg, fa_seg_py_arena(w->seg, r->py_slot), r->resp_first);
+    fa_resp_drop_parts(w, r);
+    free(r->stream);
     if (r->iov != r->iov_inline)
         free(r->iov);
     if (r->file)
@@ -449,6 +473,17 @@ static void conn__read_cb(int fd, short what, void *arg)
             conn__close(c);
             return;
         }
+        /* A Python answer still to come (a deferred request, a stream that
+         * waits between parts) may take long, and only a write would see a
+         * client that closed: its Python worker hears of the EOF now
+         * (disconnect notice: an async handler may stop). The connection
+         * stays open for what is answered anyway: a client that only shut
+         * down its sending side still gets it (a closed one makes the
+         * write fail, and the connection closes then). */
+        for (struct fa_resp *r = c->q_head; r; r = r->next)
+            if (r->python && (r->py_state == FA_PY_INFLIGHT || (r->stream && !r->stream->done)))
+                fa_dispatch_client_eof(w, r);
+        fa_dispatch_flush(w);
         if (c->q_head == NULL)
             conn__close(c);
         else
@@ -526,7 +561,8 @@ static void conn__write_cb(int fd, short what, void *arg)
 
 void fa_conn_resp_ready(struct fa_worker *w, struct fa_resp *r)
 {
-    if (r->conn && r->conn->q_head == r)
+    /* A socket that was full is written again by conn__write_cb. */
+    if (r->conn && r->conn->q_head == r && !r->conn->wblocked)
         conn__flush(r->conn);
 }
 
@@ -594,6 +630,64 @@ static int conn__write_resp(struct fa_conn *c, struct fa_resp *r)
     return 1;
 }
 
+/* Writes what is queued of a streamed response: the head, then the parts
+ * in order. A part's chunks are freed as soon as the socket took the whole
+ * part, not before (the bytes are sent from them) and not later (the
+ * Python worker's backpressure counts them). Returns 1 when r is out and
+ * complete, 2 when all that came is out and more is to come, 0 when the
+ * socket is full, -1 when the connection failed. */
+static int conn__write_stream(struct fa_conn *c, struct fa_resp *r)
+{
+    struct fa_worker *w = c->w;
+    struct fa_stream *s = r->stream;
+    struct iovec iov[CONN_MAX_IOV];
+
+    for (;;) {
+        int cnt = 0;
+        if (r->sent < r->hlen) {
+            iov[cnt].iov_base = r->hbuf + r->sent;
+            iov[cnt].iov_len = r->hlen - r->sent;
+            cnt++;
+        }
+        for (struct fa_part *p = s->head; p && cnt < CONN_MAX_IOV; p = p->next) {
+            size_t skip = p->sent;
+            for (int i = 0; i < p->niov && cnt < CONN_MAX_IOV; i++) {
+                if (skip >= p->iov[i].iov_len) {
+                    skip -= p->iov[i].iov_len;
+                    continue;
+                }
+                iov[cnt].iov_base = (char *)p->iov[i].iov_base + skip;
+                iov[cnt].iov_len = p->iov[i].iov_len - skip;
+                skip = 0;
+                cnt++;
+            }
+        }
+        if (cnt == 0)
+            break;
+        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)cnt};
+        ssize_t n = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
+        if (n < 0)
+            return errno == EAGAIN || errno == EINTR ? 0 : -1;
+        c->write_at = fa_now_ns();
+        atomic_fetch_add_explicit(&w->me->stats.bytes_out, (uint64_t)n, memory_order_relaxed);
+        size_t left = (size_t)n;
+        if (r->sent < r->hlen) {
+            size_t k = left < r->hlen - r->sent ? left : r->hlen - r->sent;
+            r->sent += k;
+            left -= k;
+        }
+        while (left > 0) {
+            struct fa_part *p = s->head;
+            size_t k = left < p->len - p->sent ? left : p->len - p->sent;
+            p->sent += k;
+            left -= k;
+            if (p->sent == p->len)
+                conn__part_free(w, r);
+        }
+    }
+    return s->done || s->cut ? 1 : 2;
+}
+
 /* Writes ready responses at the head of the FIFO, in order. */
 static void conn__flush(struct fa_conn *c)
 {
@@ -601,7 +695,7 @@ static void conn__flush(struct fa_conn *c)
 
     while (c->q_head && c->q_head->state == FA_RESP_READY) {
         struct fa_resp *r = c->q_head;
-        int rc = conn__write_resp(c, r);
+        int rc = r->stream ? conn__write_stream(c, r) : conn__write_resp(c, r);
         if (rc < 0) {
             conn__close(c);
             return;
@@ -614,6 +708,8 @@ static void conn__flush(struct fa_conn *c)
             conn__timer_update(c);
             return;
         }
+        if (rc == 2)
+            break;                /* a stream waits for its next part; what follows waits behind it */
         atomic_fetch_add_explicit(&w->me->stats.requests, 1, memory_order_relaxed);
         if (r->alog)
             fa_accesslog_end(w, r);
@@ -622,7 +718,13 @@ static void conn__flush(struct fa_conn *c)
             c->q_tail = NULL;
         c->q_len--;
         bool keep = r->keep_alive;
-        fa_resp_free(w, r);
+        r->next = NULL;
+        /* Written (an error page, a cut stream) while its Python worker
+         * still sends for it: it stays, without us, until the last message. */
+        if (r->python && r->py_state == FA_PY_INFLIGHT)
+            fa_dispatch_orphan(w, r);
+        else
+            fa_resp_free(w, r);
         if (!keep) {
             conn__finish(c);
             return;
@@ -838,18 +940,27 @@ void fa_conn_close_idle(struct fa_worker *w)
     }
 }
 
+/* A chain we accepted (fa_msg_iov) and hold: its links are stable. */
+static void conn__mark_chain(struct fa_worker *w, uint32_t p, uint32_t first, uint8_t *held, uint32_t n)
+{
+    uint32_t i = first;
+    for (uint32_t k = 0; k < n && i < n; k++) {
+        held[i / 8] |= (uint8_t)(1u << (i % 8));
+        i = fa_seg_chunk_meta(w->seg, fa_seg_py_arena(w->seg, p), i)->next;
+    }
+}
+
 void fa_conn_mark_held(struct fa_worker *w, uint32_t p, uint8_t *held, uint32_t n)
 {
     for (struct fa_conn *c = w->conns; c; c = c->next) {
         for (struct fa_resp *r = c->q_head; r; r = r->next) {
-            if (!r->resp_chunks || r->py_slot != p)
+            if (r->py_slot != p)
                 continue;
-            /* A chain we accepted (fa_msg_iov) and hold: its links are stable. */
-            uint32_t i = r->resp_first;
-            for (uint32_t k = 0; k < n && i < n; k++) {
-                held[i / 8] |= (uint8_t)(1u << (i % 8));
-                i = fa_seg_chunk_meta(w->seg, fa_seg_py_arena(w->seg, p), i)->next;
-            }
+            if (r->resp_chunks)
+                conn__mark_chain(w, p, r->resp_first, held, n);
+            for (struct fa_part *pt = r->stream ? r->stream->head : NULL; pt; pt = pt->next)
+                if (pt->first != FA_CHUNK_NONE)
+                    conn__mark_chain(w, p, pt->first, held, n);
         }
     }
 }

@@ -11,6 +11,30 @@
  * death_seq of every HTTP slot. When it changes, we first drain what the
  * dead worker fully published, then fail with 502 every request sent to an
  * older generation and take its chunks back (spec/ring.pml, Http proctype).
+ * A streamed answer already started is cut instead: the parts received are
+ * written, then the connection closes.
+ *
+ * Streams (PROTOCOL.md, "Deferred and streamed responses"): an answer may
+ * come as a start [status, headers, 1], parts [1] and an end [0] (or an
+ * abort [2]), all with the request's token. The token stays pending, and
+ * the request on the load board, until the end; the latency histogram
+ * counts from the push to the first message (the start: time to first
+ * byte). Each part is queued on the response (struct fa_part) and its
+ * chunks freed once written (conn.c). A message that breaks the sequence
+ * gets the request a 500 if nothing of its answer was built yet, else cuts
+ * the connection.
+ *
+ * Disconnect notices: a request whose answer nobody wants any more (its
+ * client is gone, or we answered it ourselves) while its Python worker may
+ * still send for it is py_unwanted: what comes is freed unread, and the
+ * worker is told with a descriptor {FA_CHUNK_NONE, 0, gen, token} on the
+ * request ring, again for every non-final message that still comes, and
+ * from the retry timer when the ring was full.
+ *
+ * FASTERAPI_NO_BATCH=1 (read once at start, for measurements): every
+ * request is committed and its Python worker's doorbell rung at once,
+ * instead of committing per event-loop round and ringing per
+ * DOORBELL_BATCH requests (fa_dispatch_flush).
  */
 #include "config.h"
 
@@ -30,6 +54,9 @@
 
 #define PENDING_MAX 65536u
 #define POLL_BATCH  64
+/* Parts queued per stream at most; the Python worker keeps to 16 unsent. */
+#define STREAM_MAX_PARTS 64
+#define DOORBELL_BATCH 8      /* see fa_dispatch_flush */
 
 /* "GET /users/{id}" for log lines. */
 static const char *dispatch__route(const struct fa_worker *w, uint32_t id, char *buf, size_t size)
@@ -174,6 +201,8 @@ void fa_dispatch_init(struct fa_worker *w)
     }
     fa_arena_init(&w->arena, seg, fa_seg_http_arena(seg, w->h), w->self, 0);
     dispatch__restart_cleanup(w);
+    const char *nb = getenv("FASTERAPI_NO_BATCH");
+    w->doorbell_batch = nb && strcmp(nb, "1") == 0 ? 1 : DOORBELL_BATCH;
     w->n_pending_cap = 1024;
     w->pending = fa_xcalloc(w->n_pending_cap, sizeof *w->pending);
     uint16_t salt = (uint16_t)((uint32_t)getpid() * 2654435761u >> 16);
@@ -257,7 +286,9 @@ int fa_dispatch_begin(struct fa_worker *w, struct fa_resp *r, const struct fa_ht
     }
     dispatch__pack_str(&pk, client_host, strlen(client_host));
     msgpack_pack_uint16(&pk, client_port);
-    msgpack_pack_uint8(&pk, (uint8_t)((req->keep_alive ? 1 : 0) | (req->method == HTTP_HEAD ? 2 : 0)));
+    r->http10 = req->http_minor == 0;   /* the parser takes only 1.0 and 1.1 */
+    msgpack_pack_uint8(&pk, (uint8_t)((req->keep_alive ? 1 : 0) | (req->method == HTTP_HEAD ? 2 : 0) |
+                                      (r->http10 ? 4 : 0)));
     if (dispatch__pack_flush(&pb) < 0 || r->w.failed) {
         fa_msg_abort(&r->w);
         r->py_state = FA_PY_NONE;
@@ -323,7 +354,61 @@ static int dispatch__push(struct fa_worker *w, struct fa_resp *r)
     r->py_state = FA_PY_INFLIGHT;
     dispatch__in_flight(w, (uint32_t)p, +1);
     w->dirty_rings |= 1ull << p;
+    if (w->doorbell_batch == 1)
+        fa_dispatch_flush(w);   /* FASTERAPI_NO_BATCH */
     return 0;
+}
+
+/* A disconnect notice for request `token` to Python slot p's generation
+ * gen (see the top of the file), published like a request. 0, or -1 when
+ * the ring is full. */
+static int dispatch__notice_push(struct fa_worker *w, uint32_t p, uint32_t gen, uint32_t token)
+{
+    struct fa_desc *slot = fa_ring_reserve(&w->req[p]);
+    if (slot == NULL)
+        return -1;
+    slot->chunk = FA_CHUNK_NONE;
+    slot->len = 0;
+    slot->gen = gen;
+    slot->token = token;
+    w->dirty_rings |= 1ull << p;
+    if (w->doorbell_batch == 1)
+        fa_dispatch_flush(w);
+    return 0;
+}
+
+/* Tells r's Python worker that nobody wants r's answer any more. On a full
+ * ring it is owed, and fa_dispatch_retry tries again. */
+static void dispatch__notice(struct fa_worker *w, struct fa_resp *r)
+{
+    if (dispatch__notice_push(w, r->py_slot, r->py_gen, r->token) < 0) {
+        if (!r->notice_owed) {
+            r->notice_owed = true;
+            w->notices_owed++;
+        }
+        if (!evtimer_pending(w->ev_retry, NULL)) {
+            struct timeval tv = {0, 2000};
+            evtimer_add(w->ev_retry, &tv);
+        }
+        return;
+    }
+    if (r->notice_owed) {
+        r->notice_owed = false;
+        w->notices_owed--;
+    }
+}
+
+void fa_dispatch_client_eof(struct fa_worker *w, struct fa_resp *r)
+{
+    dispatch__notice(w, r);
+}
+
+/* r's answer is not wanted any more, but its Python worker may still send
+ * for it: tell it. */
+static void dispatch__unwant(struct fa_worker *w, struct fa_resp *r)
+{
+    r->py_unwanted = true;
+    dispatch__notice(w, r);
 }
 
 void fa_dispatch_end(struct fa_worker *w, struct fa_resp *r)
@@ -364,8 +449,13 @@ void fa_dispatch_retry(struct fa_worker *w)
         w->backlog_len--;
     }
     atomic_store_explicit(&w->me->stats.queued, w->backlog_len, memory_order_relaxed);
+    for (uint32_t i = 0; w->notices_owed && i < w->n_pending_cap; i++) {
+        struct fa_resp *r = w->pending[i].resp;
+        if (r && r->notice_owed)
+            dispatch__notice(w, r);
+    }
     fa_dispatch_flush(w);
-    if (w->backlog_head && !evtimer_pending(w->ev_retry, NULL)) {
+    if ((w->backlog_head || w->notices_owed) && !evtimer_pending(w->ev_retry, NULL)) {
         struct timeval tv = {0, 2000};
         evtimer_add(w->ev_retry, &tv);
     }
@@ -374,9 +464,9 @@ void fa_dispatch_retry(struct fa_worker *w)
 /* Publishing and waking are split: what is reserved is committed at once
  * (a Python worker that is awake takes it right away), but a sleeping one
  * is woken once per event-loop round (fa_dispatch_wake, from worker.c), or
- * as soon as DOORBELL_BATCH requests wait for it, so that one eventfd
- * write serves many requests under load. */
-#define DOORBELL_BATCH 8
+ * as soon as w->doorbell_batch (DOORBELL_BATCH, or 1 with
+ * FASTERAPI_NO_BATCH) requests wait for it, so that one eventfd write
+ * serves many requests under load. */
 
 void fa_dispatch_flush(struct fa_worker *w)
 {
@@ -387,7 +477,7 @@ void fa_dispatch_flush(struct fa_worker *w)
         dirty &= dirty - 1;
         w->unrung[p] += fa_ring_commit(&w->req[p]);
         w->wake_rings |= 1ull << p;
-        if (w->unrung[p] >= DOORBELL_BATCH) {
+        if (w->unrung[p] >= w->doorbell_batch) {
             w->unrung[p] = 0;
             w->wake_rings &= ~(1ull << p);
             fa_doorbell_ring(&fa_seg_py_slot(w->seg, p)->sleeping, w->env->py_efd[p]);
@@ -433,7 +523,12 @@ void fa_dispatch_orphan(struct fa_worker *w, struct fa_resp *r)
         break;
     }
     default:
-        /* In flight: freed when its answer (or its worker's death) comes. */
+        /* In flight: freed when its last message (or its worker's death)
+         * comes; what comes until then is freed unread. Told once here
+         * (unless it was already, when it was cut or refused). */
+        fa_resp_drop_parts(w, r);
+        if (!r->py_unwanted)
+            dispatch__unwant(w, r);
         break;
     }
 }
@@ -527,10 +622,43 @@ static bool dispatch__head_bounded(const unsigned char *b, size_t len)
     return h >= 0 && (uint64_t)h <= len - (pos <= len ? pos : len);
 }
 
-/* Builds r's head from the response envelope in iov; r->iov gets the body.
- * Returns 0, or an HTTP status to answer instead (the chunks are then freed
+/* The value of the app's content-length header(s) into *n: 1, 0 when there
+ * is none, -1 when one is not a decimal number (below 2^63) or two
+ * disagree. */
+static int dispatch__content_length(const msgpack_object_array *hs, uint64_t *n)
+{
+    static const char name[] = "content-length";
+    int found = 0;
+    for (uint32_t i = 0; i < hs->size; i += 2) {
+        const msgpack_object_str *k = &hs->ptr[i].via.str, *v = &hs->ptr[i + 1].via.str;
+        if (k->size != sizeof name - 1 || strncasecmp(k->ptr, name, sizeof name - 1) != 0)
+            continue;
+        uint64_t x = 0;
+        if (v->size == 0)
+            return -1;
+        for (uint32_t j = 0; j < v->size; j++) {
+            unsigned d = (unsigned char)v->ptr[j] - '0';
+            if (d > 9 || __builtin_mul_overflow(x, 10, &x) || __builtin_add_overflow(x, d, &x) ||
+                x > INT64_MAX)
+                return -1;
+        }
+        if (found && x != *n)
+            return -1;
+        *n = x;
+        found = 1;
+    }
+    return found;
+}
+
+/* Builds r's head from the response head in iov (whole response, or a
+ * stream's start when start is set); for a whole one r->iov gets the body,
+ * for a start r->stream is made and *body_off says where its first part
+ * begins. Returns 0, or an HTTP status to answer instead: 502 for a
+ * malformed head (nothing in it can be trusted), 500 for a head that is
+ * well formed but refused (the chunks of a whole response are then freed
  * by the caller through r->resp_chunks). */
-static int dispatch__build(struct fa_worker *w, struct fa_resp *r, struct iovec *iov, int niov, uint32_t len)
+static int dispatch__build(struct fa_worker *w, struct fa_resp *r, struct iovec *iov, int niov, uint32_t len,
+                           bool start, size_t *body_off)
 {
     msgpack_unpacked u;
     size_t off = 0;
@@ -543,7 +671,9 @@ static int dispatch__build(struct fa_worker *w, struct fa_resp *r, struct iovec 
         u.data.type != MSGPACK_OBJECT_ARRAY || u.data.via.array.size < 2 ||
         u.data.via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
         u.data.via.array.ptr[1].type != MSGPACK_OBJECT_ARRAY ||
-        u.data.via.array.ptr[1].via.array.size % 2 != 0) {
+        u.data.via.array.ptr[1].via.array.size % 2 != 0 ||
+        (start && (u.data.via.array.size < 3 || u.data.via.array.ptr[2].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+                   u.data.via.array.ptr[2].via.u64 != 1))) {
         fa_log("route %s: malformed response envelope from Python worker %u",
                dispatch__route(w, r->route_id, rn, sizeof rn), r->py_slot);
         goto bail;
@@ -573,18 +703,48 @@ static int dispatch__build(struct fa_worker *w, struct fa_resp *r, struct iovec 
         if (dispatch__is_sendfile(&hs->ptr[i]))
             sendfile = &hs->ptr[i + 1];
     uint64_t file_size = 0;
-    if (sendfile) {
-        int st = fa_files_attach(w, r, sendfile->via.str.ptr, sendfile->via.str.size, &file_size);
-        if (st) {
-            rc = st;
+    struct fa_stream *st = NULL;
+    if (start) {
+        /* Streams: the framing is ours (see struct fa_stream). */
+        uint64_t cl = 0;
+        int has_cl = dispatch__content_length(hs, &cl);
+        if (sendfile || has_cl < 0) {
+            fa_log("route %s: streamed response refused (%s)", dispatch__route(w, r->route_id, rn, sizeof rn),
+                   sendfile ? "a file cannot be streamed" : "content-length is not one decimal number");
+            rc = 500;
             goto bail;
         }
-        body_len = (size_t)file_size;
-        if (r->head_only || no_body)
-            fa_files_detach(r);
+        st = fa_xcalloc(1, sizeof *st);
+        if (r->head_only || no_body) {
+            st->mode = FA_STREAM_HEAD_ONLY;
+        } else if (has_cl) {
+            st->mode = FA_STREAM_RAW;
+            st->length = cl;
+        } else if (r->http10) {
+            st->mode = FA_STREAM_CLOSE;
+            r->keep_alive = false;
+        } else {
+            st->mode = FA_STREAM_CHUNKED;
+        }
+        r->hlen = 0;
+        fa_respond_head(w, r, (int)status, has_cl ? (size_t)cl : FA_RESPOND_NO_LENGTH);
+        /* A HEAD gets the header a GET would. */
+        if (!has_cl && !no_body && !r->http10)
+            fa_resp_append(r, "Transfer-Encoding: chunked\r\n", 28);
+    } else {
+        if (sendfile) {
+            int st_file = fa_files_attach(w, r, sendfile->via.str.ptr, sendfile->via.str.size, &file_size);
+            if (st_file) {
+                rc = st_file;
+                goto bail;
+            }
+            body_len = (size_t)file_size;
+            if (r->head_only || no_body)
+                fa_files_detach(r);
+        }
+        r->hlen = 0;
+        fa_respond_head(w, r, (int)status, body_len);
     }
-    r->hlen = 0;
-    fa_respond_head(w, r, (int)status, body_len);
     for (uint32_t i = 0; i < hs->size; i += 2) {
         if (dispatch__hop_header(&hs->ptr[i]) || dispatch__is_sendfile(&hs->ptr[i]))
             continue;
@@ -596,7 +756,11 @@ static int dispatch__build(struct fa_worker *w, struct fa_resp *r, struct iovec 
     fa_resp_append(r, "\r\n", 2);
     r->niov = 0;
     r->total = r->hlen;
-    if (sendfile) {
+    r->sent = 0;
+    if (start) {
+        r->stream = st;
+        *body_off = off;
+    } else if (sendfile) {
         if (r->file)
             r->total += file_size;
     } else if (!r->head_only && !no_body && body_len) {
@@ -620,36 +784,180 @@ bail:
     return rc;
 }
 
-static void dispatch__answer(struct fa_worker *w, struct fa_resp *r)
+/* ---- streams ---------------------------------------------------------------- */
+
+/* Response messages (PROTOCOL.md, "Messages (C side only)"). */
+enum { MSG_END = 0, MSG_PART = 1, MSG_ABORT = 2, MSG_WHOLE, MSG_START };
+
+/* What a message is, from its array header (bounds-checked): [0], [1], [2]
+ * (a one-element array of that fixint; *off is then where its part's bytes
+ * begin), a stream's start (three elements or more), or else a whole
+ * response, which dispatch__build refuses if it is not one. */
+static int dispatch__kind(const struct iovec *iov, int niov, size_t *off)
 {
-    r->py_state = FA_PY_DONE;
-    r->state = FA_RESP_READY;
-    r->sent = 0;
-    if (r->conn == NULL)
-        fa_resp_free(w, r);
-    else
-        fa_conn_resp_ready(w, r);
+    const unsigned char *b = niov > 0 ? iov[0].iov_base : NULL;
+    size_t len = niov > 0 ? iov[0].iov_len : 0, pos = 0;
+    int64_t n = dispatch__array_len(b, len, &pos);
+    if (n == 1 && pos < len && b[pos] <= MSG_ABORT) {
+        *off = pos + 1;
+        return b[pos];
+    }
+    return n >= 3 ? MSG_START : MSG_WHOLE;
 }
 
-static void dispatch__response(struct fa_worker *w, uint32_t p, const struct fa_desc *d)
+static void dispatch__queue_part(struct fa_stream *s, struct fa_part *p)
 {
-    uint32_t idx = d->token & 0xffff;
-    struct iovec iov_stack[72];
-    struct iovec *iov = iov_stack;
+    p->next = NULL;
+    p->sent = 0;
+    if (s->tail)
+        s->tail->next = p;
+    else
+        s->head = p;
+    s->tail = p;
+    s->n_parts++;
+}
 
-    struct fa_resp *r = idx < w->n_pending_cap ? w->pending[idx].resp : NULL;
-    if (r == NULL || w->pending[idx].seq != (uint16_t)(d->token >> 16) || r->py_slot != p ||
-        r->py_gen != d->gen) {
-        fa_log("dropping a response from Python worker %u for no pending request (token %#x)", p, d->token);
-        if (fa_msg_iov(w->seg, fa_seg_py_arena(w->seg, p), w->self, d, iov, 72) >= 0) {
-            dispatch__sweep_seen(w, p, d->chunk);
-            fa_msg_free(w->seg, fa_seg_py_arena(w->seg, p), d->chunk);
-        }
+/* Ends r's stream early: what is queued is written, then the connection
+ * closes without the end of the body (the client sees it incomplete). */
+static void dispatch__cut(struct fa_resp *r)
+{
+    r->stream->cut = true;
+    r->keep_alive = false;
+}
+
+/* Queues the bytes of a stream message after its head (iov from offset
+ * off) as r's next part, which takes the message's chain `first`: freed at
+ * once when nothing of it is to be written. */
+static void dispatch__part(struct fa_worker *w, struct fa_resp *r, uint32_t first,
+                           const struct iovec *iov, int niov, size_t off)
+{
+    struct fa_stream *s = r->stream;
+    uint32_t arena = fa_seg_py_arena(w->seg, r->py_slot);
+    char rn[160];
+    size_t n = 0;
+
+    for (int i = 0; i < niov; i++)
+        n += iov[i].iov_len;
+    n = n > off ? n - off : 0;
+    if (s->mode == FA_STREAM_RAW && n > s->length - s->body) {
+        /* More would be read as the next response: stop at the length. */
+        fa_log("route %s: streamed body longer than its content-length (%llu): closing the connection there",
+               dispatch__route(w, r->route_id, rn, sizeof rn), (unsigned long long)s->length);
+        n = (size_t)(s->length - s->body);
+        dispatch__cut(r);
+        dispatch__unwant(w, r);
+    }
+    if (n == 0 || s->mode == FA_STREAM_HEAD_ONLY) {
+        fa_msg_free(w->seg, arena, first);
         return;
     }
-    dispatch__pending_release(w, idx);
-    struct fa_slot_sh *ps = fa_seg_py_slot(w->seg, p);
+    if (s->n_parts >= STREAM_MAX_PARTS) {
+        fa_log("route %s: more than %d parts of a streamed response queued: closing the connection",
+               dispatch__route(w, r->route_id, rn, sizeof rn), STREAM_MAX_PARTS);
+        fa_msg_free(w->seg, arena, first);
+        dispatch__cut(r);
+        dispatch__unwant(w, r);
+        return;
+    }
+    int pieces = 0;
+    size_t skip = off, want = n;
+    for (int i = 0; i < niov && want; i++) {
+        if (skip >= iov[i].iov_len) {
+            skip -= iov[i].iov_len;
+            continue;
+        }
+        size_t k = iov[i].iov_len - skip < want ? iov[i].iov_len - skip : want;
+        want -= k;
+        skip = 0;
+        pieces++;
+    }
+    struct fa_part *p = fa_xmalloc(sizeof *p + (size_t)(pieces + 2) * sizeof *p->iov);
+    p->first = first;
+    p->niov = 0;
+    p->len = n;
+    size_t fl = 0;
+    if (s->mode == FA_STREAM_CHUNKED) {
+        /* "<hex>\r\n" before the data, "\r\n" after it. */
+        char hex[16];
+        size_t v = n;
+        do {
+            hex[sizeof hex - ++fl] = "0123456789abcdef"[v & 15];
+            v >>= 4;
+        } while (v);
+        memcpy(p->frame, hex + sizeof hex - fl, fl);
+        memcpy(p->frame + fl, "\r\n\r\n", 4);
+        p->iov[p->niov++] = (struct iovec){p->frame, fl + 2};
+        p->len += fl + 4;
+    }
+    skip = off;
+    want = n;
+    for (int i = 0; i < niov && want; i++) {
+        if (skip >= iov[i].iov_len) {
+            skip -= iov[i].iov_len;
+            continue;
+        }
+        size_t k = iov[i].iov_len - skip < want ? iov[i].iov_len - skip : want;
+        p->iov[p->niov++] = (struct iovec){(char *)iov[i].iov_base + skip, k};
+        want -= k;
+        skip = 0;
+    }
+    if (s->mode == FA_STREAM_CHUNKED)
+        p->iov[p->niov++] = (struct iovec){p->frame + fl + 2, 2};
+    dispatch__queue_part(s, p);
+    s->body += n;
+    r->total += n;   /* body bytes, for the access log */
+}
+
+/* [0]: no more parts. A chunked body ends with its terminator; a raw one
+ * that missed its length ends the connection. */
+static void dispatch__stream_end(struct fa_worker *w, struct fa_resp *r)
+{
+    struct fa_stream *s = r->stream;
+    char rn[160];
+
+    s->done = true;
+    if (s->cut)
+        return;
+    if (s->mode == FA_STREAM_CHUNKED) {
+        struct fa_part *p = fa_xmalloc(sizeof *p + sizeof *p->iov);
+        memcpy(p->frame, "0\r\n\r\n", 5);
+        p->first = FA_CHUNK_NONE;
+        p->iov[0] = (struct iovec){p->frame, 5};
+        p->niov = 1;
+        p->len = 5;
+        dispatch__queue_part(s, p);
+    } else if (s->mode == FA_STREAM_RAW && s->body != s->length) {
+        fa_log("route %s: streamed body of %llu bytes, content-length said %llu: closing the connection after it",
+               dispatch__route(w, r->route_id, rn, sizeof rn), (unsigned long long)s->body,
+               (unsigned long long)s->length);
+        r->keep_alive = false;
+    }
+}
+
+/* ---- responses (continued) -------------------------------------------------- */
+
+/* r's Python worker sent its last message for r (or died): the token is
+ * free again, and r leaves the load board. */
+static void dispatch__finish(struct fa_worker *w, struct fa_resp *r)
+{
+    dispatch__pending_release(w, r->token & 0xffff);
     dispatch__in_flight(w, r->py_slot, -1);
+    r->py_state = FA_PY_DONE;
+    if (r->stream)
+        r->stream->done = true;
+    if (r->notice_owed) {
+        r->notice_owed = false;
+        w->notices_owed--;
+    }
+}
+
+/* Push to first answer (a whole response, or a stream's start). */
+static void dispatch__latency(struct fa_worker *w, struct fa_resp *r)
+{
+    if (r->py_answered)
+        return;
+    r->py_answered = true;
+    struct fa_slot_sh *ps = fa_seg_py_slot(w->seg, r->py_slot);
     uint64_t us = (fa_now_ns() - r->t_start) / 1000;
     unsigned b = us ? 63u - (unsigned)__builtin_clzll(us) : 0;
     if (b >= FA_LAT_BUCKETS)
@@ -657,27 +965,152 @@ static void dispatch__response(struct fa_worker *w, uint32_t p, const struct fa_
     atomic_fetch_add_explicit(&ps->lat.count, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&ps->lat.sum_us, us, memory_order_relaxed);
     atomic_fetch_add_explicit(&ps->lat.bucket[b], 1, memory_order_relaxed);
+}
+
+/* r has (more of) its answer: write it, or free r if its client is gone
+ * and its Python worker is done with it. The last thing done with r. */
+static void dispatch__answer(struct fa_worker *w, struct fa_resp *r)
+{
+    r->state = FA_RESP_READY;
+    if (r->conn)
+        fa_conn_resp_ready(w, r);
+    else if (r->py_state != FA_PY_INFLIGHT)
+        fa_resp_free(w, r);
+}
+
+/* A message for a stream already started (and still wanted). */
+static void dispatch__stream_msg(struct fa_worker *w, struct fa_resp *r, int kind, const struct fa_desc *d,
+                                 const struct iovec *iov, int niov, size_t off)
+{
+    char rn[160];
+    switch (kind) {
+    case MSG_PART:
+        dispatch__part(w, r, d->chunk, iov, niov, off);
+        break;
+    case MSG_END:
+        dispatch__part(w, r, d->chunk, iov, niov, off);
+        dispatch__stream_end(w, r);
+        dispatch__finish(w, r);
+        break;
+    case MSG_ABORT:
+        fa_msg_free(w->seg, fa_seg_py_arena(w->seg, r->py_slot), d->chunk);
+        dispatch__cut(r);
+        dispatch__finish(w, r);
+        break;
+    default:
+        fa_log("route %s: a second head for a streamed response from Python worker %u: closing the connection",
+               dispatch__route(w, r->route_id, rn, sizeof rn), r->py_slot);
+        fa_msg_free(w->seg, fa_seg_py_arena(w->seg, r->py_slot), d->chunk);
+        dispatch__cut(r);
+        dispatch__finish(w, r);
+        break;
+    }
+    dispatch__answer(w, r);
+}
+
+/* The first message for r. */
+static void dispatch__first_msg(struct fa_worker *w, struct fa_resp *r, int kind, const struct fa_desc *d,
+                                struct iovec *iov, int niov, size_t off)
+{
+    uint32_t arena = fa_seg_py_arena(w->seg, r->py_slot);
+    char rn[160];
+
+    if (kind == MSG_WHOLE || kind == MSG_START) {
+        int status = dispatch__build(w, r, iov, niov, d->len, kind == MSG_START, &off);
+        if (kind == MSG_START && status == 0) {
+            dispatch__part(w, r, d->chunk, iov, niov, off);
+        } else if (kind == MSG_START && status != 502) {
+            /* A start refused: the 500 is its answer; the parts that
+             * follow it are not wanted. */
+            fa_msg_free(w->seg, arena, d->chunk);
+            fa_respond_error(w, r, status, NULL);
+            dispatch__unwant(w, r);
+        } else {
+            r->resp_first = d->chunk;
+            r->resp_chunks = true;
+            if (status)
+                fa_respond_error(w, r, status, NULL);
+            dispatch__finish(w, r);
+        }
+        dispatch__answer(w, r);
+        return;
+    }
+    /* A continuation with no start: abort() before starting is a 500 by
+     * the protocol; [0] or [1] is a confused Python worker. */
+    if (kind != MSG_ABORT)
+        fa_log("route %s: a part of a streamed response that was never started, from Python worker %u: 500",
+               dispatch__route(w, r->route_id, rn, sizeof rn), r->py_slot);
+    fa_msg_free(w->seg, arena, d->chunk);
+    fa_respond_error(w, r, 500, NULL);
+    if (kind == MSG_PART)
+        dispatch__unwant(w, r);
+    else
+        dispatch__finish(w, r);
+    dispatch__answer(w, r);
+}
+
+static void dispatch__response(struct fa_worker *w, uint32_t p, const struct fa_desc *d)
+{
+    uint32_t idx = d->token & 0xffff;
+    struct iovec iov_stack[72];
+    struct iovec *iov = iov_stack;
+    char rn[160];
+
+    struct fa_resp *r = idx < w->n_pending_cap ? w->pending[idx].resp : NULL;
+    if (r == NULL || w->pending[idx].seq != (uint16_t)(d->token >> 16) || r->py_slot != p ||
+        r->py_gen != d->gen) {
+        fa_log("dropping a response from Python worker %u for no pending request (token %#x)", p, d->token);
+        int n = fa_msg_iov(w->seg, fa_seg_py_arena(w->seg, p), w->self, d, iov, 72);
+        if (n >= 0) {
+            /* A stream going on for a request we do not know (one of a
+             * dead predecessor of this HTTP slot, say): ask it to stop. */
+            size_t off;
+            int kind = dispatch__kind(iov, n, &off);
+            if (kind == MSG_START || kind == MSG_PART)
+                dispatch__notice_push(w, p, d->gen, d->token);
+            dispatch__sweep_seen(w, p, d->chunk);
+            fa_msg_free(w->seg, fa_seg_py_arena(w->seg, p), d->chunk);
+        }
+        return;
+    }
+    dispatch__latency(w, r);
 
     uint32_t max_iov = d->len / w->seg->hdr->chunk_size + 2;
     if (max_iov > sizeof iov_stack / sizeof *iov_stack)
         iov = fa_xmalloc(max_iov * sizeof *iov);
     int niov = fa_msg_iov(w->seg, fa_seg_py_arena(w->seg, p), w->self, d, iov, (int)max_iov);
     if (niov < 0) {
-        char rn[160];
+        /* Its chunks cannot be trusted, not even to free them; and
+         * whatever it was, it ends r. */
         fa_log("route %s: invalid response descriptor from Python worker %u",
                dispatch__route(w, r->route_id, rn, sizeof rn), p);
-        fa_respond_error(w, r, 502, NULL);
-    } else {
-        dispatch__sweep_seen(w, p, d->chunk);
-        r->resp_first = d->chunk;
-        r->resp_chunks = true;
-        int status = dispatch__build(w, r, iov, niov, d->len);
-        if (status)
-            fa_respond_error(w, r, status, NULL);
+        if (r->stream && !r->py_unwanted)
+            dispatch__cut(r);
+        else if (!r->py_unwanted)
+            fa_respond_error(w, r, 502, NULL);
+        dispatch__finish(w, r);
+        dispatch__answer(w, r);
+        goto out;
     }
+    dispatch__sweep_seen(w, p, d->chunk);
+    size_t off = 0;
+    int kind = dispatch__kind(iov, niov, &off);
+    if (r->py_unwanted) {
+        fa_msg_free(w->seg, fa_seg_py_arena(w->seg, p), d->chunk);
+        if (kind == MSG_START || kind == MSG_PART) {
+            dispatch__notice(w, r);
+        } else {
+            dispatch__finish(w, r);
+            dispatch__answer(w, r);
+        }
+    } else if (r->stream) {
+        dispatch__stream_msg(w, r, kind, d, iov, niov, off);
+    } else {
+        dispatch__first_msg(w, r, kind, d, iov, niov, off);
+    }
+out:
     if (iov != iov_stack)
         free(iov);
-    dispatch__answer(w, r);
 }
 
 /* Takes back every chunk of our arena that is SENT to a Python slot's dead
@@ -747,14 +1180,21 @@ static void dispatch__deaths(struct fa_worker *w)
             continue;
         struct fa_slot_sh *ps = fa_seg_py_slot(w->seg, r->py_slot);
         uint32_t token = r->token;
-        dispatch__pending_release(w, i);
-        dispatch__in_flight(w, r->py_slot, -1);
+        dispatch__finish(w, r);
         char rn[160];
         dispatch__route(w, r->route_id, rn, sizeof rn);
         uint64_t waited_ms = (fa_now_ns() - r->t_start) / 1000000;
-        if (atomic_load_explicit(&ps->kill_reason, memory_order_acquire) == FA_KILL_TIMEOUT &&
-            atomic_load_explicit(&ps->kill_token, memory_order_relaxed) == token &&
-            atomic_load_explicit(&ps->kill_http, memory_order_relaxed) == w->h) {
+        if (r->py_unwanted || r->stream) {
+            /* Its answer began (or is not wanted): what came is written,
+             * then a started stream's connection closes. */
+            if (!r->py_unwanted) {
+                fa_log("route %s: Python worker %u died during a streamed response (after %llu ms): "
+                       "closing the connection", rn, r->py_slot, (unsigned long long)waited_ms);
+                dispatch__cut(r);
+            }
+        } else if (atomic_load_explicit(&ps->kill_reason, memory_order_acquire) == FA_KILL_TIMEOUT &&
+                   atomic_load_explicit(&ps->kill_token, memory_order_relaxed) == token &&
+                   atomic_load_explicit(&ps->kill_http, memory_order_relaxed) == w->h) {
             uint64_t started = atomic_load_explicit(&ps->kill_start_ns, memory_order_relaxed);
             uint64_t queued_ms = started > r->t_start ? (started - r->t_start) / 1000000 : 0;
             fa_log("route %s: timed out after %llu ms queued and %llu ms running: 504", rn,

@@ -112,7 +112,7 @@ void fa_respond_head(struct fa_worker *w, struct fa_resp *r, int status, size_t 
     fa_respond_date(w);
     fa_resp_append(r, w->date, w->date_len);
     /* 1xx, 204 and 304 carry no Content-Length (RFC 9110 8.6). */
-    if (status >= 200 && status != 204 && status != 304) {
+    if (status >= 200 && status != 204 && status != 304 && content_length != FA_RESPOND_NO_LENGTH) {
         char *d = respond__utoa(num + sizeof num, content_length);
         fa_resp_append(r, "Content-Length: ", 16);
         fa_resp_append(r, d, (size_t)(num + sizeof num - d));

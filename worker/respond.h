@@ -6,7 +6,9 @@
 /* Appends to r->hbuf (grows). */
 void fa_resp_append(struct fa_resp *r, const void *data, size_t n);
 /* Status line + Server + Date + Content-Length (+ Connection: close).
- * Sets r->status. */
+ * Sets r->status. content_length FA_RESPOND_NO_LENGTH: no Content-Length
+ * (a streamed body: chunked, or ended by the close). */
+#define FA_RESPOND_NO_LENGTH SIZE_MAX
 void fa_respond_head(struct fa_worker *w, struct fa_resp *r, int status, size_t content_length);
 
 /* Response header checks, for every route kind (no header from a handler

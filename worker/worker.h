@@ -62,6 +62,40 @@ enum fa_resp_state { FA_RESP_PENDING = 0, FA_RESP_READY };
 /* Where a Python request is. */
 enum fa_py_state { FA_PY_NONE = 0, FA_PY_BUILDING, FA_PY_BACKLOG, FA_PY_INFLIGHT, FA_PY_DONE };
 
+/* One part of a streamed Python response (PROTOCOL.md, "Deferred and
+ * streamed responses"), queued on its response until the socket took all
+ * of it; then its chunks are freed at once (the Python worker counts them
+ * for backpressure). iov: the chunked framing "<hex>\r\n" (in frame), the
+ * part's pieces in shm, the framing "\r\n"; or the terminator alone. */
+struct fa_part {
+    struct fa_part *next;
+    uint32_t first;              /* chain in r->py_slot's arena; FA_CHUNK_NONE: none */
+    int niov;
+    size_t len, sent;            /* bytes to write (framing included), bytes written */
+    char frame[24];
+    struct iovec iov[];          /* [niov] */
+};
+
+/* How a streamed body goes on the wire (chosen at its start, dispatch.c). */
+enum fa_stream_mode {
+    FA_STREAM_CHUNKED = 0,       /* HTTP/1.1, no content-length: Transfer-Encoding: chunked */
+    FA_STREAM_RAW,               /* the app's content-length: bytes as they are, counted */
+    FA_STREAM_CLOSE,             /* HTTP/1.0, no content-length: the close ends the body */
+    FA_STREAM_HEAD_ONLY          /* HEAD, 1xx, 204, 304: parts are freed unwritten */
+};
+
+/* A streamed response: written by conn.c (conn__write_stream) as parts
+ * come, filled by dispatch.c. */
+struct fa_stream {
+    struct fa_part *head, *tail; /* parts queued, in order */
+    uint32_t n_parts;
+    uint8_t mode;                /* enum fa_stream_mode */
+    bool done;                   /* no more parts will come ([0], [2], a cut, a death) */
+    bool cut;                    /* close the connection once the queue is out */
+    uint64_t length;             /* RAW: the declared content-length */
+    uint64_t body;               /* body bytes queued so far (framing excluded) */
+};
+
 struct fa_resp {
     struct fa_resp *next;        /* connection FIFO */
     struct fa_conn *conn;        /* NULL once the connection closed (orphan) */
@@ -94,6 +128,15 @@ struct fa_resp {
     struct fa_desc req_desc;     /* what was (or will be) pushed */
     uint32_t resp_first;         /* response chain to free after sending */
     bool resp_chunks;
+    bool http10;                 /* the request line said HTTP/1.0 */
+    bool py_answered;            /* a message of the answer came (latency recorded) */
+    /* The answer is not wanted any more (the client is gone, or we answered
+     * or cut it for a bad message) while the Python worker still owes
+     * messages for it: they are freed unread, and each non-final one
+     * repeats the disconnect notice. */
+    bool py_unwanted;
+    bool notice_owed;            /* its disconnect notice met a full ring: fa_dispatch_retry resends */
+    struct fa_stream *stream;    /* a streamed answer (started), or NULL */
     struct fa_resp *backlog_next;
     uint64_t t_start;
 };
@@ -129,6 +172,8 @@ struct fa_worker {
     uint32_t n_pending_cap, free_head, n_pending;
     struct fa_resp *backlog_head, *backlog_tail;
     uint32_t backlog_len;
+    uint32_t notices_owed;       /* pending requests with notice_owed set */
+    uint32_t doorbell_batch;     /* requests committed before a doorbell is rung (fa_dispatch_init) */
     uint32_t rr;                 /* round-robin start for worker choice */
     uint32_t n_conns;
     struct fa_conn *conns;       /* all open connections (conn.c) */
@@ -155,9 +200,14 @@ const char *fa_respond_reason(int status);
 
 /* conn.c */
 void fa_conn_accept_cb(int fd, short what, void *arg);
-/* A response became ready: write what can be written on its connection. */
+/* A response became ready, or a stream got a part (or its end): write what
+ * can be written on its connection. */
 void fa_conn_resp_ready(struct fa_worker *w, struct fa_resp *r);
+/* Frees r and what it holds (chunks of its whole answer or of its queued
+ * parts included). */
 void fa_resp_free(struct fa_worker *w, struct fa_resp *r);
+/* Frees r's queued stream parts and their chunks (nobody will write them). */
+void fa_resp_drop_parts(struct fa_worker *w, struct fa_resp *r);
 /* Shutdown, step 1: every answer not yet started says Connection: close.
  * Requests still arriving on idle connections are answered (and close). */
 void fa_conn_stop_keepalive(struct fa_worker *w);
@@ -183,8 +233,13 @@ int fa_dispatch_poll(struct fa_worker *w);
 int fa_dispatch_pending_input(struct fa_worker *w);
 /* Retry requests waiting for a Python worker. */
 void fa_dispatch_retry(struct fa_worker *w);
-/* The connection of r went away: r stays until its response comes back. */
+/* The connection of r went away, or r was written while its Python worker
+ * still owes messages for it: r stays until the last one comes back, and
+ * that worker gets a disconnect notice. */
 void fa_dispatch_orphan(struct fa_worker *w, struct fa_resp *r);
+/* The client of r (in flight to a Python worker) sent EOF: tell the Python
+ * worker (disconnect notice); r is still answered if the socket takes it. */
+void fa_dispatch_client_eof(struct fa_worker *w, struct fa_resp *r);
 void fa_dispatch_init(struct fa_worker *w);
 /* Restarted HTTP worker: one phase of the sweep for chunks a dead
  * predecessor held (dispatch.c). Returns 1 while another phase is due

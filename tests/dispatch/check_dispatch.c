@@ -6,6 +6,10 @@
  * valid, corrupt or malicious. Whatever it sends, the HTTP worker must stay
  * inside the segment, answer the client (502 for a broken answer, 500 for
  * a header that would inject), and keep serving.
+ *
+ * Streamed answers (PROTOCOL.md, "Deferred and streamed responses"): the
+ * bytes on the socket exactly, chunks freed once written (the arena's free
+ * count back to full), disconnect notices on the request ring.
  */
 #include "config.h"
 
@@ -133,22 +137,73 @@ static void client_read(int fd, char *buf, size_t size)
     }
 }
 
-/* Waits for the request envelope the HTTP worker pushed; frees its chunks
- * as a Python worker does after reading. */
-static struct fa_desc take_request(void)
+/* Reads until buf holds `needle` (NULL: until EOF). Returns the bytes read;
+ * *eof says whether the HTTP worker closed. */
+static size_t client_read_until(int fd, char *buf, size_t size, const char *needle, bool *eof)
+{
+    size_t n = 0;
+    *eof = false;
+    buf[0] = '\0';
+    while (needle == NULL || strstr(buf, needle) == NULL) {
+        struct pollfd p = {fd, POLLIN, 0};
+        ck_assert_msg(poll(&p, 1, 5000) == 1, "waited 5 s for %s, got: %.*s", needle ? needle : "EOF",
+                      (int)n, buf);
+        ssize_t r = read(fd, buf + n, size - 1 - n);
+        if (r <= 0) {
+            *eof = true;
+            ck_assert_msg(needle == NULL, "connection closed before %s: %.*s", needle, (int)n, buf);
+            break;
+        }
+        n += (size_t)r;
+        buf[n] = '\0';
+    }
+    return n;
+}
+
+/* Nothing more arrives within ms milliseconds. */
+static void client_quiet(int fd, int ms)
+{
+    struct pollfd p = {fd, POLLIN, 0};
+    ck_assert_msg(poll(&p, 1, ms) == 0, "unexpected bytes or close from the HTTP worker");
+}
+
+/* The next descriptor on the request ring, whatever it is. */
+static struct fa_desc take_desc(void)
 {
     struct fa_desc d;
-    struct iovec iov[8];
     for (int i = 0; i < 5000; i++) {
-        if (fa_ring_pop(&rq, &d, 1) == 1) {
-            ck_assert_int_ge(fa_msg_iov(&seg, fa_seg_http_arena(&seg, 0), PY_SELF, &d, iov, 8), 1);
-            fa_msg_free(&seg, fa_seg_http_arena(&seg, 0), d.chunk);
+        if (fa_ring_pop(&rq, &d, 1) == 1)
             return d;
-        }
         usleep(1000);
     }
-    ck_abort_msg("the HTTP worker sent no request within 5 s");
+    ck_abort_msg("the HTTP worker sent nothing within 5 s");
     return d;
+}
+
+/* Waits for the request envelope the HTTP worker pushed; frees its chunks
+ * as a Python worker does after reading. *flags (if not NULL) gets the
+ * envelope's flags (its last element). */
+static struct fa_desc take_request_flags(unsigned *flags)
+{
+    struct fa_desc d = take_desc();
+    struct iovec iov[8];
+    ck_assert_int_ge(fa_msg_iov(&seg, fa_seg_http_arena(&seg, 0), PY_SELF, &d, iov, 8), 1);
+    if (flags) {
+        msgpack_unpacked u;
+        size_t off = 0;
+        msgpack_unpacked_init(&u);
+        ck_assert(msgpack_unpack_next(&u, iov[0].iov_base, iov[0].iov_len, &off) == MSGPACK_UNPACK_SUCCESS);
+        ck_assert(u.data.type == MSGPACK_OBJECT_ARRAY && u.data.via.array.size == 9);
+        *flags = (unsigned)u.data.via.array.ptr[8].via.u64;
+        msgpack_unpacked_destroy(&u);
+    }
+    fa_msg_free(&seg, fa_seg_http_arena(&seg, 0), d.chunk);
+    return d;
+}
+
+static struct fa_desc take_request(void)
+{
+    return take_request_flags(NULL);
 }
 
 static void push_response(struct fa_desc d)
@@ -185,6 +240,71 @@ static struct fa_desc make_response(const struct fa_desc *req, int status, const
     d.gen = 1;
     d.token = req->token;
     return d;
+}
+
+/* A message of raw head bytes then body, in the Python slot's arena. */
+static struct fa_desc make_msg(const struct fa_desc *req, const void *head, size_t hlen, const char *body)
+{
+    struct fa_arena a;
+    struct fa_msg_writer w;
+    struct fa_desc d;
+
+    fa_arena_init(&a, &seg, fa_seg_py_arena(&seg, 0), PY_SELF, 1);
+    ck_assert_int_eq(fa_msg_begin(&w, &a), 0);
+    ck_assert_int_eq(fa_msg_write(&w, head, hlen), 0);
+    ck_assert_int_eq(fa_msg_write(&w, body, strlen(body)), 0);
+    fa_msg_end(&w, 0, 1, &d);
+    d.gen = 1;
+    d.token = req->token;
+    return d;
+}
+
+/* [status, [hname, hvalue], 1] + the first part. */
+static struct fa_desc make_start(const struct fa_desc *req, int status, const char *hname, const char *hvalue,
+                                 const char *body)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 3);
+    msgpack_pack_int(&pk, status);
+    msgpack_pack_array(&pk, hname ? 2 : 0);
+    if (hname) {
+        msgpack_pack_str_with_body(&pk, hname, strlen(hname));
+        msgpack_pack_str_with_body(&pk, hvalue, strlen(hvalue));
+    }
+    msgpack_pack_int(&pk, 1);
+    struct fa_desc d = make_msg(req, sb.data, sb.size, body);
+    msgpack_sbuffer_destroy(&sb);
+    return d;
+}
+
+enum { PART_END = 0, PART_MORE = 1, PART_ABORT = 2 };
+
+/* [kind] + the part's bytes. */
+static struct fa_desc make_part(const struct fa_desc *req, int kind, const char *body)
+{
+    unsigned char head[2] = {0x91, (unsigned char)kind};
+    return make_msg(req, head, sizeof head, body);
+}
+
+/* Every chunk of the Python arena comes back FREE (the HTTP worker frees
+ * each part once written). */
+static void wait_arena_free(void)
+{
+    uint32_t n = seg.hdr->chunks_per_arena, f = 0;
+    for (int i = 0; i < 5000 && (f = fa_arena_count_free(&seg, fa_seg_py_arena(&seg, 0))) != n; i++)
+        usleep(1000);
+    ck_assert_msg(f == n, "%u of %u response chunks free", f, n);
+}
+
+/* The body after the head in buf. */
+static const char *body_of(const char *buf)
+{
+    const char *e = strstr(buf, "\r\n\r\n");
+    ck_assert_msg(e != NULL, "no head end in: %s", buf);
+    return e + 4;
 }
 
 /* One request answered with `d` (built by the test from the request). */
@@ -282,8 +402,10 @@ START_TEST(test_dispatch__valid_answer)
 {
     start_server();
     char buf[8192];
+    unsigned flags;
     int fd = client_send("GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
-    struct fa_desc req = take_request();
+    struct fa_desc req = take_request_flags(&flags);
+    ck_assert_uint_eq(flags, 1);   /* keep-alive, not HEAD, not HTTP/1.0 */
     push_response(answer_ok(&req));
     client_read(fd, buf, sizeof buf);
     ck_assert_msg(strncmp(buf, "HTTP/1.1 200 OK\r\n", 17) == 0, "%s", buf);
@@ -392,6 +514,345 @@ START_TEST(test_dispatch__unknown_token_is_ignored)
 }
 END_TEST
 
+START_TEST(test_dispatch__stream_chunked)
+{
+    start_server();
+    char buf[8192];
+    bool eof;
+    int fd = client_send("GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
+    struct fa_desc req = take_request();
+    push_response(make_start(&req, 200, "content-type", "text/plain", "hello"));
+    client_read_until(fd, buf, sizeof buf, "hello\r\n", &eof);
+    ck_assert_msg(strncmp(buf, "HTTP/1.1 200 OK\r\n", 17) == 0, "%s", buf);
+    ck_assert_msg(strstr(buf, "\r\nTransfer-Encoding: chunked\r\n") && strstr(buf, "\r\ncontent-type: text/plain\r\n") &&
+                  !strcasestr(buf, "content-length") && !strcasestr(buf, "connection: close"), "%s", buf);
+    ck_assert_str_eq(body_of(buf), "5\r\nhello\r\n");
+    push_response(make_part(&req, PART_MORE, ""));    /* an empty part writes nothing */
+    push_response(make_part(&req, PART_END, "world!"));
+    client_read_until(fd, buf, sizeof buf, "0\r\n\r\n", &eof);
+    ck_assert_str_eq(buf, "6\r\nworld!\r\n0\r\n\r\n");
+    wait_arena_free();
+    /* Kept alive: the next request on the same connection is served. */
+    ck_assert_int_eq(write(fd, "GET /x HTTP/1.1\r\nHost: a\r\n\r\n", 28), 28);
+    req = take_request();
+    push_response(answer_ok(&req));
+    client_read(fd, buf, sizeof buf);
+    ck_assert_msg(strncmp(buf, "HTTP/1.1 200 OK\r\n", 17) == 0 && strstr(buf, "fine"), "%s", buf);
+    close(fd);
+    stop_server();
+}
+END_TEST
+
+START_TEST(test_dispatch__stream_content_length_passthrough)
+{
+    start_server();
+    char buf[8192];
+    bool eof;
+    int fd = client_send("GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
+    struct fa_desc req = take_request();
+    push_response(make_start(&req, 200, "Content-Length", "10", "hello"));
+    push_response(make_part(&req, PART_END, "world"));
+    client_read_until(fd, buf, sizeof buf, "helloworld", &eof);
+    ck_assert_msg(strstr(buf, "\r\nContent-Length: 10\r\n") && !strcasestr(buf, "transfer-encoding") &&
+                  !strstr(buf, "\r\nContent-Length: 10\r\nContent-Length"), "%s", buf);
+    ck_assert_str_eq(body_of(buf), "helloworld");
+    client_quiet(fd, 100);     /* still open */
+    wait_arena_free();
+    /* A body shorter than its length: the connection closes after it. */
+    ck_assert_int_eq(write(fd, "GET /x HTTP/1.1\r\nHost: a\r\n\r\n", 28), 28);
+    req = take_request();
+    push_response(make_start(&req, 200, "content-length", "10", "short"));
+    push_response(make_part(&req, PART_END, ""));
+    client_read_until(fd, buf, sizeof buf, NULL, &eof);
+    ck_assert_msg(eof && strcmp(body_of(buf), "short") == 0, "%s", buf);
+    wait_arena_free();
+    close(fd);
+    still_serving();
+    stop_server();
+}
+END_TEST
+
+START_TEST(test_dispatch__stream_longer_than_content_length_is_cut)
+{
+    start_server();
+    char buf[8192];
+    bool eof;
+    int fd = client_send("GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
+    struct fa_desc req = take_request();
+    push_response(make_start(&req, 200, "content-length", "4", "abc"));
+    push_response(make_part(&req, PART_MORE, "defgh"));
+    client_read_until(fd, buf, sizeof buf, NULL, &eof);
+    ck_assert_msg(eof && strcmp(body_of(buf), "abcd") == 0, "%s", buf);
+    /* The Python worker is told to stop; what it still sends is freed. */
+    struct fa_desc n = take_desc();
+    ck_assert_uint_eq(n.chunk, FA_CHUNK_NONE);
+    ck_assert_uint_eq(n.token, req.token);
+    push_response(make_part(&req, PART_END, "ij"));
+    wait_arena_free();
+    close(fd);
+    still_serving();
+    stop_server();
+}
+END_TEST
+
+START_TEST(test_dispatch__stream_http10_closes)
+{
+    start_server();
+    char buf[8192];
+    bool eof;
+    unsigned flags;
+    int fd = client_send("GET /x HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    struct fa_desc req = take_request_flags(&flags);
+    ck_assert_uint_eq(flags, 1 | 4);   /* keep-alive asked, HTTP/1.0 */
+    push_response(make_start(&req, 200, NULL, NULL, "abc"));
+    push_response(make_part(&req, PART_MORE, "def"));
+    push_response(make_part(&req, PART_END, "ghi"));
+    client_read_until(fd, buf, sizeof buf, NULL, &eof);
+    ck_assert_msg(eof, "%s", buf);
+    ck_assert_msg(strstr(buf, "\r\nConnection: close\r\n") && !strcasestr(buf, "transfer-encoding") &&
+                  !strcasestr(buf, "content-length"), "%s", buf);
+    ck_assert_str_eq(body_of(buf), "abcdefghi");
+    wait_arena_free();
+    close(fd);
+    still_serving();
+    stop_server();
+}
+END_TEST
+
+START_TEST(test_dispatch__stream_head)
+{
+    start_server();
+    char buf[8192];
+    bool eof;
+    unsigned flags;
+    int fd = client_send("HEAD /x HTTP/1.1\r\nHost: a\r\n\r\n");
+    struct fa_desc req = take_request_flags(&flags);
+    ck_assert_uint_eq(flags, 1 | 2);
+    push_response(make_start(&req, 200, "x-a", "1", "body"));
+    push_response(make_part(&req, PART_MORE, "more"));
+    push_response(make_part(&req, PART_END, "end"));
+    client_read_until(fd, buf, sizeof buf, "\r\n\r\n", &eof);
+    ck_assert_msg(strstr(buf, "\r\nx-a: 1\r\n") && strstr(buf, "\r\nTransfer-Encoding: chunked\r\n"), "%s", buf);
+    ck_assert_str_eq(body_of(buf), "");
+    wait_arena_free();
+    /* No body came, and the connection goes on. */
+    ck_assert_int_eq(write(fd, "GET /x HTTP/1.1\r\nHost: a\r\n\r\n", 28), 28);
+    req = take_request();
+    push_response(answer_ok(&req));
+    client_read(fd, buf, sizeof buf);
+    ck_assert_msg(strncmp(buf, "HTTP/1.1 200 OK\r\n", 17) == 0 && strstr(buf, "\r\n\r\nfine"), "%s", buf);
+    close(fd);
+    stop_server();
+}
+END_TEST
+
+START_TEST(test_dispatch__stream_abort_closes_without_terminator)
+{
+    start_server();
+    char buf[8192];
+    bool eof;
+    int fd = client_send("GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
+    struct fa_desc req = take_request();
+    push_response(make_start(&req, 200, NULL, NULL, "hello"));
+    push_response(make_part(&req, PART_MORE, "world"));
+    push_response(make_part(&req, PART_ABORT, ""));
+    client_read_until(fd, buf, sizeof buf, NULL, &eof);
+    ck_assert_msg(eof, "%s", buf);
+    ck_assert_str_eq(body_of(buf), "5\r\nhello\r\n5\r\nworld\r\n");
+    wait_arena_free();
+    close(fd);
+    still_serving();
+    stop_server();
+}
+END_TEST
+
+START_TEST(test_dispatch__stream_pipelined_waits)
+{
+    start_server();
+    char buf[8192];
+    bool eof;
+    int fd = client_send("GET /x HTTP/1.1\r\nHost: a\r\n\r\nGET /x HTTP/1.1\r\nHost: a\r\n\r\n");
+    struct fa_desc r1 = take_request(), r2 = take_request();
+    push_response(make_response(&r2, 200, "x-second", "1", "second"));
+    push_response(make_start(&r1, 200, NULL, NULL, "first"));
+    client_read_until(fd, buf, sizeof buf, "first\r\n", &eof);
+    client_quiet(fd, 100);     /* the second waits for the end of the stream */
+    ck_assert_msg(strstr(buf, "second") == NULL, "%s", buf);
+    push_response(make_part(&r1, PART_END, ""));
+    client_read_until(fd, buf, sizeof buf, "\r\n\r\nsecond", &eof);
+    ck_assert_msg(strncmp(buf, "0\r\n\r\nHTTP/1.1 200 OK\r\n", 22) == 0 && strstr(buf, "x-second: 1"), "%s", buf);
+    wait_arena_free();
+    close(fd);
+    stop_server();
+}
+END_TEST
+
+START_TEST(test_dispatch__stream_bad_continuations)
+{
+    start_server();
+    char buf[8192];
+    /* Parts for no pending request: freed; a non-final one gets a notice
+     * (a stream to a request nobody knows should stop). */
+    int fd = client_send("GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
+    struct fa_desc req = take_request();
+    struct fa_desc forged = req;
+    forged.token ^= 0x5a5a0000u;
+    push_response(make_part(&forged, PART_MORE, "forged"));
+    push_response(make_part(&forged, PART_END, "forged"));
+    struct fa_desc n = take_desc();
+    ck_assert_uint_eq(n.chunk, FA_CHUNK_NONE);
+    ck_assert_uint_eq(n.token, forged.token);
+    /* The last part of a stream that never started: 500. */
+    push_response(make_part(&req, PART_END, "x"));
+    client_read(fd, buf, sizeof buf);
+    ck_assert_msg(strncmp(buf, "HTTP/1.1 500 ", 13) == 0 && !strstr(buf, "forged"), "%s", buf);
+    wait_arena_free();
+    close(fd);
+    /* A second start for a stream: cut there. */
+    bool eof;
+    fd = client_send("GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
+    req = take_request();
+    push_response(make_start(&req, 200, NULL, NULL, "one"));
+    push_response(make_start(&req, 200, NULL, NULL, "two"));
+    client_read_until(fd, buf, sizeof buf, NULL, &eof);
+    ck_assert_msg(eof && strcmp(body_of(buf), "3\r\none\r\n") == 0, "%s", buf);
+    wait_arena_free();
+    close(fd);
+    still_serving();
+    stop_server();
+}
+END_TEST
+
+START_TEST(test_dispatch__stream_client_gone_notice)
+{
+    start_server();
+    char buf[8192];
+    bool eof;
+    int fd = client_send("GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
+    struct fa_desc req = take_request();
+    push_response(make_start(&req, 200, NULL, NULL, "hello"));
+    client_read_until(fd, buf, sizeof buf, "hello\r\n", &eof);
+    close(fd);
+    struct fa_desc n = take_desc();
+    ck_assert_uint_eq(n.chunk, FA_CHUNK_NONE);
+    ck_assert_uint_eq(n.len, 0);
+    ck_assert_uint_eq(n.gen, 1);
+    ck_assert_uint_eq(n.token, req.token);
+    /* Further parts are freed (the write to the closed socket fails, or
+     * they are dropped); the notice may be repeated meanwhile, never after
+     * the last part. */
+    push_response(make_part(&req, PART_MORE, "more"));
+    push_response(make_part(&req, PART_END, "end"));
+    wait_arena_free();
+    usleep(50000);
+    while (fa_ring_pop(&rq, &n, 1) == 1) {
+        ck_assert_uint_eq(n.chunk, FA_CHUNK_NONE);
+        ck_assert_uint_eq(n.token, req.token);
+    }
+    usleep(50000);
+    ck_assert_msg(fa_ring_pop(&rq, &n, 1) == 0, "a notice after the last part");
+    still_serving();
+    stop_server();
+}
+END_TEST
+
+START_TEST(test_dispatch__pending_client_gone_notice)
+{
+    start_server();
+    int fd = client_send("GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
+    struct fa_desc req = take_request();
+    close(fd);
+    struct fa_desc n = take_desc();
+    ck_assert_uint_eq(n.chunk, FA_CHUNK_NONE);
+    ck_assert_uint_eq(n.token, req.token);
+    push_response(answer_ok(&req));
+    wait_arena_free();
+    still_serving();
+    stop_server();
+}
+END_TEST
+
+/* A client that only shut down its sending side: the Python worker hears
+ * of the EOF (notice), and the answer still reaches the client. */
+START_TEST(test_dispatch__half_closed_client_still_answered)
+{
+    start_server();
+    char buf[8192];
+    bool eof;
+    int fd = client_send("GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
+    struct fa_desc req = take_request();
+    ck_assert_int_eq(shutdown(fd, SHUT_WR), 0);
+    struct fa_desc n = take_desc();
+    ck_assert_uint_eq(n.chunk, FA_CHUNK_NONE);
+    ck_assert_uint_eq(n.token, req.token);
+    push_response(answer_ok(&req));
+    client_read_until(fd, buf, sizeof buf, "\r\n\r\n", &eof);
+    ck_assert_msg(strncmp(buf, "HTTP/1.1 200", 12) == 0, "got: %.80s", buf);
+    close(fd);
+    wait_arena_free();
+    still_serving();
+    stop_server();
+}
+END_TEST
+
+START_TEST(test_dispatch__stream_python_death_closes)
+{
+    start_server();
+    char buf[8192];
+    bool eof;
+    int fd = client_send("GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
+    struct fa_desc req = take_request();
+    push_response(make_start(&req, 200, NULL, NULL, "hello"));
+    client_read_until(fd, buf, sizeof buf, "hello\r\n", &eof);
+    push_response(make_part(&req, PART_MORE, "last words"));
+    /* The master's death protocol (master/supervise.c). */
+    struct fa_slot_sh *ps = fa_seg_py_slot(&seg, 0);
+    atomic_store(&ps->state, FA_SLOT_DEAD);
+    atomic_fetch_add(&ps->gen, 1);
+    atomic_fetch_add(&fa_seg_http_slot(&seg, 0)->death_seq, 1);
+    fa_doorbell_ring_force(http_efd[0]);
+    client_read_until(fd, buf, sizeof buf, NULL, &eof);
+    ck_assert_msg(eof && strcmp(buf, "a\r\nlast words\r\n") == 0, "%s", buf);
+    wait_arena_free();
+    close(fd);
+    ck_assert_msg(kill(child, 0) == 0, "the HTTP worker died");
+    stop_server();
+}
+END_TEST
+
+START_TEST(test_dispatch__notice_retried_when_ring_full)
+{
+    start_server();
+    char req_txt[] = "GET /x HTTP/1.1\r\nHost: a\r\n\r\n";
+    int fd = client_send(req_txt);
+    struct fa_desc req = take_request();
+    /* Fill the request ring (16 slots) with requests the Python worker
+     * does not take yet. */
+    uint32_t cap = seg.hdr->ring_cap;
+    int fds[64];
+    for (uint32_t i = 0; i < cap; i++)
+        fds[i] = client_send(req_txt);
+    for (int i = 0; i < 5000 && fa_ring_depth(rq.sh) < cap; i++)
+        usleep(1000);
+    ck_assert_uint_eq(fa_ring_depth(rq.sh), cap);
+    close(fd);                 /* its notice finds the ring full */
+    usleep(50000);
+    for (uint32_t i = 0; i < cap; i++) {
+        struct fa_desc d = take_request();
+        push_response(answer_ok(&d));
+    }
+    struct fa_desc n = take_desc();
+    ck_assert_uint_eq(n.chunk, FA_CHUNK_NONE);
+    ck_assert_uint_eq(n.token, req.token);
+    push_response(answer_ok(&req));
+    for (uint32_t i = 0; i < cap; i++)
+        close(fds[i]);
+    wait_arena_free();
+    still_serving();
+    stop_server();
+}
+END_TEST
+
 static Suite *make_suite_dispatch(void)
 {
     Suite *s = suite_create("dispatch");
@@ -408,6 +869,22 @@ static Suite *make_suite_dispatch(void)
     tcase_add_test(tc, test_dispatch__header_name_not_a_token_is_500);
     tcase_add_test(tc, test_dispatch__status_out_of_range_is_500);
     tcase_add_test(tc, test_dispatch__unknown_token_is_ignored);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("streamed responses");
+    tcase_set_timeout(tc, 20);
+    tcase_add_test(tc, test_dispatch__stream_chunked);
+    tcase_add_test(tc, test_dispatch__stream_content_length_passthrough);
+    tcase_add_test(tc, test_dispatch__stream_longer_than_content_length_is_cut);
+    tcase_add_test(tc, test_dispatch__stream_http10_closes);
+    tcase_add_test(tc, test_dispatch__stream_head);
+    tcase_add_test(tc, test_dispatch__stream_abort_closes_without_terminator);
+    tcase_add_test(tc, test_dispatch__stream_pipelined_waits);
+    tcase_add_test(tc, test_dispatch__stream_bad_continuations);
+    tcase_add_test(tc, test_dispatch__stream_client_gone_notice);
+    tcase_add_test(tc, test_dispatch__pending_client_gone_notice);
+    tcase_add_test(tc, test_dispatch__notice_retried_when_ring_full);
+    tcase_add_test(tc, test_dispatch__half_closed_client_still_answered);
+    tcase_add_test(tc, test_dispatch__stream_python_death_closes);
     suite_add_tcase(s, tc);
     return s;
 }
