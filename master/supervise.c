@@ -43,6 +43,10 @@ void fa_master_spawn_http(struct fa_master *m, uint32_t h)
     pr->wanted = true;
     atomic_store(&s->version, pr->version);
     atomic_store(&s->state, FA_SLOT_STARTING);
+    /* A new incarnation of the slot: its request tokens differ from its
+     * predecessor's (worker/dispatch.c), so a late answer to one of those
+     * cannot land on a new request. */
+    atomic_fetch_add(&s->gen, 1);
     /* During a reload the old version's workers keep the old routes. */
     const struct fa_routes *routes = pr->version == m->version ? &m->routes : &m->routes_old;
     pid_t master = getpid();

@@ -244,6 +244,17 @@ void fa_msg_end(struct fa_msg_writer *w, uint32_t holder, uint32_t gen, struct f
     d->len = w->len;
 }
 
+void fa_msg_unsend(struct fa_msg_writer *w)
+{
+    struct fa_chunk_meta_sh *meta = fa_seg_chunk_meta(w->a->seg, w->a->id, 0);
+    uint32_t word = FA_CHUNK_WORD(FA_CHUNK_WRITING, w->a->self, w->a->gen);
+
+    for (uint32_t i = w->first, k = 0; i != FA_CHUNK_NONE && k < w->a->n; k++) {
+        atomic_store_explicit(&meta[i].state, word, memory_order_release);
+        i = meta[i].next;
+    }
+}
+
 void fa_msg_abort(struct fa_msg_writer *w)
 {
     if (w->first != FA_CHUNK_NONE)

@@ -55,6 +55,12 @@ void fa_msg_commit(struct fa_msg_writer *w, size_t used);
  * sets d->gen and d->token). After this the owner must not touch the chain. */
 void fa_msg_end(struct fa_msg_writer *w, uint32_t holder, uint32_t gen, struct fa_desc *d);
 void fa_msg_abort(struct fa_msg_writer *w);
+/* Takes back a message that was sent (fa_msg_end) to a receiver that died
+ * without taking it: its chunks are WRITING(owner) again, so that nobody
+ * reclaims them as a dead receiver's, and fa_msg_end can send it anew. Only
+ * when no live process can reach the chain (its descriptor names a dead
+ * generation). */
+void fa_msg_unsend(struct fa_msg_writer *w);
 
 /* Receiver: validates the chain of d in `arena` (indices in range, each chunk
  * SENT to `self`, chunk lengths within chunk_size, lengths summing to d->len,

@@ -3,9 +3,12 @@
  * the (h, p) request ring, and its answer comes back through the (h, p)
  * response ring as shm chunks that conn.c writes to the socket with writev.
  *
- * Tokens: a response names its request by token = index | seq << 16 into
- * w->pending; seq changes every time an index is reused, so a late or
- * forged response cannot land on the wrong request.
+ * Tokens: a response names its request by token = index | incarnation << 16
+ * | seq << 20 into w->pending (16, 4 and 12 bits). seq changes every time an
+ * index is reused, so a late or forged response cannot land on the wrong
+ * request; incarnation is the low bits of this HTTP slot's generation (the
+ * master bumps it at every start), so an answer a Python worker still sends
+ * to a dead predecessor of this slot cannot match a request of ours.
  *
  * Deaths: the master bumps a dead Python slot's generation and then the
  * death_seq of every HTTP slot. When it changes, we first drain what the
@@ -205,7 +208,8 @@ void fa_dispatch_init(struct fa_worker *w)
     w->doorbell_batch = nb && strcmp(nb, "1") == 0 ? 1 : DOORBELL_BATCH;
     w->n_pending_cap = 1024;
     w->pending = fa_xcalloc(w->n_pending_cap, sizeof *w->pending);
-    uint16_t salt = (uint16_t)((uint32_t)getpid() * 2654435761u >> 16);
+    w->incarnation = atomic_load_explicit(&w->me->gen, memory_order_relaxed) & 0xfu;
+    uint16_t salt = (uint16_t)((uint32_t)getpid() * 2654435761u >> 20);
     for (uint32_t i = 0; i < w->n_pending_cap; i++) {
         w->pending[i].next_free = i + 1 < w->n_pending_cap ? i + 1 : UINT32_MAX;
         w->pending[i].seq = salt;
@@ -240,9 +244,9 @@ static int dispatch__pending_alloc(struct fa_worker *w, struct fa_resp *r, uint3
     struct fa_pending *e = &w->pending[i];
     w->free_head = e->next_free;
     e->resp = r;
-    e->seq++;
+    e->seq = (e->seq + 1) & 0xfff;
     w->n_pending++;
-    *token = i | (uint32_t)e->seq << 16;
+    *token = i | w->incarnation << 16 | (uint32_t)e->seq << 20;
     return 0;
 }
 
@@ -339,6 +343,7 @@ static int dispatch__push(struct fa_worker *w, struct fa_resp *r)
     struct fa_desc *slot = fa_ring_reserve(&w->req[p]);
     if (slot == NULL)
         return -1;
+    r->req_idx = w->req[p].local - 1;
     uint32_t token;
     if (dispatch__pending_alloc(w, r, &token) < 0)
         return -1;   /* the reserved slot is simply not committed */
@@ -1057,7 +1062,8 @@ static void dispatch__response(struct fa_worker *w, uint32_t p, const struct fa_
     char rn[160];
 
     struct fa_resp *r = idx < w->n_pending_cap ? w->pending[idx].resp : NULL;
-    if (r == NULL || w->pending[idx].seq != (uint16_t)(d->token >> 16) || r->py_slot != p ||
+    if (r == NULL || d->token != (idx | w->incarnation << 16 | (uint32_t)w->pending[idx].seq << 20) ||
+        r->py_slot != p ||
         r->py_gen != d->gen) {
         fa_log("dropping a response from Python worker %u for no pending request (token %#x)", p, d->token);
         int n = fa_msg_iov(w->seg, fa_seg_py_arena(w->seg, p), w->self, d, iov, 72);
@@ -1162,7 +1168,26 @@ static void dispatch__reclaim_py(struct fa_worker *w)
     free(held);
 }
 
-/* A Python worker died: fail what was sent to a dead generation. */
+/* r was sent to a Python worker that died without taking it (its
+ * descriptor is at or past the ring's head, where the dead consumer left
+ * it): send it to another one. Its chunks are ours and nobody reads them
+ * (the slot's next incarnation drops the old descriptor unread: its
+ * generation is stale), so fa_dispatch_end marks them again for the new
+ * receiver. 1 if r was sent again (or queued for that), 0 if it was taken. */
+static int dispatch__requeue(struct fa_worker *w, struct fa_resp *r)
+{
+    uint32_t head = atomic_load_explicit(&w->req[r->py_slot].sh->head, memory_order_acquire);
+    if ((int32_t)(r->req_idx - head) < 0)
+        return 0;
+    dispatch__finish(w, r);
+    fa_msg_unsend(&r->w);   /* kept from dispatch__reclaim while it waits for a worker */
+    r->py_state = FA_PY_BUILDING;
+    fa_dispatch_end(w, r);
+    return 1;
+}
+
+/* A Python worker died: fail what was sent to a dead generation and taken
+ * by it, send elsewhere what it never took. */
 static void dispatch__deaths(struct fa_worker *w)
 {
     /* 0. Every generation older than this snapshot is dead and published
@@ -1172,12 +1197,19 @@ static void dispatch__deaths(struct fa_worker *w)
     for (uint32_t p = 0; p < w->max_py; p++)
         w->gen_snap[p] = atomic_load_explicit(&fa_seg_py_slot(w->seg, p)->gen, memory_order_acquire);
     fa_dispatch_poll(w);    /* 1. what the dead fully published is still good */
+    uint32_t requeued = 0;
+    /* fa_dispatch_end may grow the table: index it afresh each time. A
+     * request sent again has a live generation and is skipped. */
     for (uint32_t i = 0; i < w->n_pending_cap; i++) {
         struct fa_resp *r = w->pending[i].resp;
         if (r == NULL)
             continue;
         if ((int32_t)(r->py_gen - w->gen_snap[r->py_slot]) >= 0)
             continue;
+        if (!r->py_unwanted && !r->stream && !r->py_answered && dispatch__requeue(w, r)) {
+            requeued++;
+            continue;
+        }
         struct fa_slot_sh *ps = fa_seg_py_slot(w->seg, r->py_slot);
         uint32_t token = r->token;
         dispatch__finish(w, r);
@@ -1207,6 +1239,10 @@ static void dispatch__deaths(struct fa_worker *w)
         }
         dispatch__answer(w, r);
     }
+    if (requeued)
+        fa_log("%u request(s) that a dead Python worker had not taken yet were sent to another one",
+               requeued);
+    fa_dispatch_flush(w);
     dispatch__reclaim(w);
     dispatch__reclaim_py(w);
 }

@@ -125,6 +125,8 @@ struct fa_resp {
     /* Python bookkeeping */
     struct fa_msg_writer w;      /* the envelope while the body arrives */
     uint32_t py_slot, py_gen, token;
+    uint32_t req_idx;            /* index of its descriptor in the request ring: at or
+                                    past the ring's head, its Python worker never took it */
     struct fa_desc req_desc;     /* what was (or will be) pushed */
     uint32_t resp_first;         /* response chain to free after sending */
     bool resp_chunks;
@@ -144,7 +146,7 @@ struct fa_resp {
 /* A pending Python request, found again by the response's token. */
 struct fa_pending {
     struct fa_resp *resp;        /* NULL: free entry */
-    uint16_t seq;
+    uint16_t seq;                /* 12 bits: the token's (dispatch.c) */
     uint32_t next_free;
 };
 
@@ -178,6 +180,7 @@ struct fa_worker {
     uint32_t n_conns;
     struct fa_conn *conns;       /* all open connections (conn.c) */
     uint32_t seen_death;         /* last death_seq handled */
+    uint32_t incarnation;        /* this slot's generation at start, 4 bits of each token */
     uint32_t version;            /* app version this worker serves (routes) */
     bool stopping;
     bool close_idle;             /* shutdown: close connections as soon as they are idle */

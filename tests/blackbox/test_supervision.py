@@ -1,5 +1,6 @@
 """Issue 4: Python workers scaled at run time without dropping a request,
 recycling, autoscaling, giving up on workers that die at start-up, status."""
+import os
 import re
 import signal
 import subprocess
@@ -194,3 +195,43 @@ def test_timeout_answers_504_and_replaces_the_worker(server):
 def test_no_timeout_below_the_limit(server):
     srv = server("testapp:app", "--py-workers", "1", "--timeout", "3")
     assert srv.get("/seq/1?delay_ms=1500", timeout=10).status == 200
+
+
+def test_requests_queued_to_a_dying_worker_go_to_another(server, tools):
+    """Issue 4: a Python worker killed while busy: the request it was running
+    gets 502, the ones still queued in its ring (never taken) are served by
+    the other worker, none is lost."""
+    srv = server("testapp:app", "--workers", "1", "--py-workers", "2")
+    pids = set(srv.py_workers())
+    assert len(pids) == 2
+    results = {}
+
+    def get(key, path):
+        try:
+            r = srv.get(path, timeout=30)
+            results[key] = (r.status, r.json().get("pid") if r.status == 200 and "pid" in path else None)
+        except Exception as e:   # noqa: BLE001 - recorded, asserted below
+            results[key] = ("error", repr(e))
+
+    # Both workers busy for 3 s, then 6 more requests: they queue in the
+    # two request rings, three each (least loaded, round robin).
+    threads = [threading.Thread(target=get, args=("s%d" % k, "/seq/%d?delay_ms=3000" % k)) for k in (0, 1)]
+    for t in threads:
+        t.start()
+        time.sleep(0.1)
+    time.sleep(0.4)
+    more = [threading.Thread(target=get, args=("q%d" % k, "/pid")) for k in range(6)]
+    for t in more:
+        t.start()
+        time.sleep(0.02)
+    time.sleep(0.3)
+    victim = sorted(pids)[0]
+    os.kill(victim, signal.SIGKILL)
+    for t in threads + more:
+        t.join(40)
+    statuses = sorted(str(v[0]) for v in results.values())
+    assert statuses.count("502") == 1, results
+    assert statuses.count("200") == 7, results
+    survivor = (pids - {victim}).pop()
+    assert {v[1] for k, v in results.items() if k.startswith("q")} <= {survivor} | (set(srv.py_workers()) - pids), results
+    assert srv.wait_log(r"request\(s\) that a dead Python worker had not taken yet were sent to another one", 5), srv.log()
