@@ -502,9 +502,13 @@ START_TEST(test_dispatch__unknown_token_is_ignored)
     char buf[8192];
     int fd = client_send("GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
     struct fa_desc req = take_request();
-    struct fa_desc forged = req;
+    struct fa_desc forged = req, other_life = req;
     forged.token ^= 0x5a5a0000u;
+    /* Right index and sequence, another incarnation of the HTTP slot (a
+     * late answer to a dead predecessor's request). */
+    other_life.token ^= 1u << 16;
     push_response(make_response(&forged, 200, "x-forged", "1", "forged"));
+    push_response(make_response(&other_life, 200, "x-forged", "1", "forged"));
     push_response(answer_ok(&req));
     client_read(fd, buf, sizeof buf);
     ck_assert_msg(strncmp(buf, "HTTP/1.1 200 OK\r\n", 17) == 0 && strstr(buf, "fine") &&
