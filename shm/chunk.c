@@ -150,6 +150,7 @@ int fa_msg_begin(struct fa_msg_writer *w, struct fa_arena *a)
     w->used = 0;
     w->len = 0;
     w->failed = 0;
+    w->stamp = 0;
     w->first = w->cur = fa_chunk_alloc(a);
     if (w->first == FA_CHUNK_NONE) {
         w->failed = 1;
@@ -237,6 +238,7 @@ void fa_msg_end(struct fa_msg_writer *w, uint32_t holder, uint32_t gen, struct f
     for (uint32_t i = w->first; i != FA_CHUNK_NONE;) {
         uint32_t next = meta[i].next;
 
+        meta[i].stamp = w->stamp;
         atomic_store_explicit(&meta[i].state, word, memory_order_release);
         i = next;
     }

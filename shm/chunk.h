@@ -41,6 +41,7 @@ struct fa_msg_writer {
     uint32_t used;        /* bytes used in cur */
     uint32_t len;         /* total message bytes */
     int failed;           /* arena full at some point: message must be aborted */
+    uint32_t stamp;       /* written into each chunk's meta by fa_msg_end (layout.h) */
 };
 /* 0, or -1 when no chunk is free. */
 int fa_msg_begin(struct fa_msg_writer *w, struct fa_arena *a);

@@ -114,7 +114,10 @@ struct fa_chunk_meta_sh {
     _Atomic uint32_t state;
     uint32_t next;    /* next chunk of the message in the same arena, or FA_CHUNK_NONE */
     uint32_t len;     /* bytes used in this chunk (<= chunk_size) */
-    uint32_t pad;
+    uint32_t stamp;   /* the sender's: written with SENT (fa_msg_writer.stamp). HTTP
+                         workers put the request ring index of the message there, so
+                         that a restarted one can tell the envelopes its predecessor
+                         marked SENT but never published (index >= the ring's tail) */
 };
 
 /* Per-slot counters, read by shm-stat. Each written by one process only

@@ -170,14 +170,31 @@ int fa_dispatch_sweep(struct fa_worker *w)
 }
 
 /* A new incarnation of this HTTP slot: take back the envelopes the previous
- * one was still writing, and discard the answers addressed to it. */
+ * one was still writing, or had marked SENT without publishing them (their
+ * stamp, the ring index they were reserved at, is at or past the ring's
+ * tail: no Python worker can ever see them; the ones below the tail are the
+ * Python workers' to free), and discard the answers addressed to it. */
 static void dispatch__restart_cleanup(struct fa_worker *w)
 {
+    uint32_t unpublished = 0;
     for (uint32_t i = 0; i < w->arena.n; i++) {
         struct fa_chunk_meta_sh *m = fa_seg_chunk_meta(w->seg, w->arena.id, i);
-        if (FA_CHUNK_STATE(atomic_load_explicit(&m->state, memory_order_acquire)) == FA_CHUNK_WRITING)
+        uint32_t word = atomic_load_explicit(&m->state, memory_order_acquire);
+        if (FA_CHUNK_STATE(word) == FA_CHUNK_WRITING) {
             atomic_store_explicit(&m->state, FA_CHUNK_FREE, memory_order_release);
+        } else if (FA_CHUNK_STATE(word) == FA_CHUNK_SENT && FA_CHUNK_HOLDER(word) >= w->n_http &&
+                   FA_CHUNK_HOLDER(word) - w->n_http < w->max_py) {
+            uint32_t tail = atomic_load_explicit(&w->req[FA_CHUNK_HOLDER(word) - w->n_http].sh->tail,
+                                                 memory_order_acquire);
+            if ((int32_t)(m->stamp - tail) >= 0) {
+                atomic_store_explicit(&m->state, FA_CHUNK_FREE, memory_order_release);
+                unpublished++;
+            }
+        }
     }
+    if (unpublished)
+        fa_log("HTTP worker %u: took back %u chunk(s) of requests a dead predecessor never "
+               "published", w->h, unpublished);
     struct fa_desc d[POLL_BATCH];
     struct iovec iov[72];
     for (uint32_t p = 0; p < w->max_py; p++)
@@ -344,6 +361,7 @@ static int dispatch__push(struct fa_worker *w, struct fa_resp *r)
     if (slot == NULL)
         return -1;
     r->req_idx = w->req[p].local - 1;
+    r->w.stamp = r->req_idx;   /* for a successor's restart cleanup */
     uint32_t token;
     if (dispatch__pending_alloc(w, r, &token) < 0)
         return -1;   /* the reserved slot is simply not committed */

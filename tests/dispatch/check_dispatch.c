@@ -48,6 +48,16 @@ static int lfd, port, http_efd[N_HTTP], py_efd[MAX_PY];
 static pid_t child;
 static struct fa_ring rq, rs;
 
+/* Forks the HTTP worker of slot 0 (again, after a kill: a restart). */
+static void spawn_worker(void)
+{
+    child = fork();
+    if (child == 0) {
+        struct fa_worker_env env = {&cfg, &seg, &routes, lfd, 0, http_efd, py_efd};
+        _exit(fa_worker_run(&env));
+    }
+}
+
 static void start_server(void)
 {
     char *cause = NULL;
@@ -92,11 +102,7 @@ static void start_server(void)
     cfg.body_timeout = 10;
     cfg.max_connections = 100;
     cfg.access_log_fd = -1;
-    child = fork();
-    if (child == 0) {
-        struct fa_worker_env env = {&cfg, &seg, &routes, lfd, 0, http_efd, py_efd};
-        _exit(fa_worker_run(&env));
-    }
+    spawn_worker();
     fa_ring_init(&rq, fa_seg_req_ring(&seg, 0, 0), seg.hdr->ring_cap);
     fa_ring_init(&rs, fa_seg_resp_ring(&seg, 0, 0), seg.hdr->ring_cap);
 }
@@ -799,6 +805,37 @@ START_TEST(test_dispatch__half_closed_client_still_answered)
 }
 END_TEST
 
+/* An HTTP worker killed after marking an envelope SENT and before
+ * publishing it: its successor takes those chunks back (their stamp is at
+ * or past the ring's tail), and leaves alone the ones of requests it did
+ * publish (a Python worker holds them). */
+START_TEST(test_dispatch__restart_takes_back_unpublished_envelopes)
+{
+    start_server();
+    int fd = client_send("GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
+    struct fa_desc held = take_desc();          /* published, and held by "Python" */
+    kill(child, SIGKILL);
+    waitpid(child, NULL, 0);
+    close(fd);
+    uint32_t arena = fa_seg_http_arena(&seg, 0), lost = seg.hdr->chunks_per_arena - 1;
+    struct fa_chunk_meta_sh *m = fa_seg_chunk_meta(&seg, arena, lost);
+    ck_assert_uint_eq(atomic_load(&m->state), FA_CHUNK_FREE);
+    m->next = FA_CHUNK_NONE;
+    m->len = 10;
+    m->stamp = atomic_load(&fa_seg_req_ring(&seg, 0, 0)->tail);
+    atomic_store(&m->state, FA_CHUNK_WORD(FA_CHUNK_SENT, PY_SELF, 1));
+    spawn_worker();
+    for (int i = 0; i < 500 && atomic_load(&m->state) != FA_CHUNK_FREE; i++)
+        usleep(10000);
+    ck_assert_uint_eq(atomic_load(&m->state), FA_CHUNK_FREE);
+    ck_assert_uint_eq(atomic_load(&fa_seg_chunk_meta(&seg, arena, held.chunk)->state),
+                      FA_CHUNK_WORD(FA_CHUNK_SENT, PY_SELF, 1));
+    fa_msg_free(&seg, arena, held.chunk);
+    still_serving();
+    stop_server();
+}
+END_TEST
+
 START_TEST(test_dispatch__stream_python_death_closes)
 {
     start_server();
@@ -888,6 +925,7 @@ static Suite *make_suite_dispatch(void)
     tcase_add_test(tc, test_dispatch__pending_client_gone_notice);
     tcase_add_test(tc, test_dispatch__notice_retried_when_ring_full);
     tcase_add_test(tc, test_dispatch__half_closed_client_still_answered);
+    tcase_add_test(tc, test_dispatch__restart_takes_back_unpublished_envelopes);
     tcase_add_test(tc, test_dispatch__stream_python_death_closes);
     suite_add_tcase(s, tc);
     return s;
