@@ -28,7 +28,8 @@
  *
  * Checks:
  *   - a request is executed at most once, by a live incarnation of the slot
- *     it was sent to (assert in Python);
+ *     it was sent to (assert in Python), also when a request that a dead
+ *     worker never took is sent to another one (dispatch__requeue);
  *   - a response is delivered to the request it answers and only once
  *     (assert in Http);
  *   - no request is failed (502) while its response is published and
@@ -75,14 +76,22 @@
  *                         dead one's request as the answer to its own
  *   -DSPACE_WAKE_BY_FLAG, -DNO_PY_WAKE_ON_HTTP_DEATH: see space_wake and
  *                         Master below (the code as it is today)
- *   -DSTRICT_LEAKS        no leak is tolerated: fails on the known leaks of
- *                         an HTTP worker crash: (b) killed between fa_msg_end
- *                         and fa_ring_commit, it leaves a request envelope
- *                         SENT to a live Python worker (reclaimed only if that
- *                         worker dies later); (c) killed while it holds
- *                         responses (popped, not yet written and freed), it
- *                         leaves their chunks SENT in the Python arenas until
- *                         that Python slot's generation changes.
+ *   -DREQUEUE_TAKEN       dispatch__requeue sends again every request of a
+ *                         dead generation, also one the dead worker had
+ *                         taken (popped): it runs twice
+ *   -DNO_STAMP_CLEANUP    a restarted HTTP worker does not take back the
+ *                         envelopes its predecessor marked SENT and never
+ *                         published (killed between fa_msg_end and
+ *                         fa_ring_commit): they leak
+ *   -DSTRICT_LEAKS        no leak is tolerated: fails on the one leak the
+ *                         model still tolerates, (c): an HTTP worker killed
+ *                         while it holds responses (popped, not yet written
+ *                         and freed) leaves their chunks SENT in the Python
+ *                         arenas. The code takes them back with a two-phase
+ *                         sweep in the successor (fa_dispatch_sweep), which
+ *                         this model does not have. (An envelope marked SENT
+ *                         and never published, (b), is taken back by the
+ *                         restarted worker's stamp check, modelled.)
  *                         (A Python worker's own leftovers are reclaimed:
  *                         serve__init frees WRITING chunks, and the HTTP
  *                         workers free unpublished SENT ones after a death,
@@ -142,7 +151,11 @@ byte tok[NREQ]; byte processed[NREQ];
 byte nsent;                         /* requests handed to an HTTP worker so far */
 /* the request envelope's chunk (HTTP arena) and the response's chunk (the
  * Python slot's arena), one each per request */
-byte qc[NREQ]; byte qgen[NREQ]; bit q_pub[NREQ]; bit q_taken[NREQ]; bit q_orphan[NREQ];
+byte qc[NREQ]; byte qgen[NREQ]; bit q_pub[NREQ]; bit q_taken[NREQ];
+byte q_idx[NREQ];                   /* the request ring index it was last reserved at: the
+                                       stamp fa_msg_end writes into its chunk (layout.h) */
+bit  again[NREQ]; byte nagain;      /* sent to a worker that died without taking it:
+                                       waiting to be sent again (dispatch__requeue) */
 byte sc[NREQ]; byte sgen[NREQ]; bit s_pub[NREQ]; byte s_holder[NREQ]; bit s_orphan[NREQ];
 
 /* Producer side of the sleeping-flag protocol (fa_doorbell_ring): exchange
@@ -292,10 +305,16 @@ proctype Http(byte inc) {
   byte i, id, g, t, p, dg0, dg1, seen, nreq; bit won, found;
   {
     /* dispatch__restart_cleanup: take back the envelopes the previous
-     * incarnation was writing, discard the answers addressed to it. */
+     * incarnation was writing, or had marked SENT and never published (the
+     * stamp, their ring index, is at or past the ring's tail), discard the
+     * answers addressed to it. */
     atomic {
       for (i : 0 .. NREQ - 1) {
-        if :: qc[i] == WRITING -> qc[i] = FREE :: else -> skip fi
+        if :: qc[i] == WRITING -> qc[i] = FREE
+#ifndef NO_STAMP_CLEANUP
+           :: qc[i] == SENT && q_idx[i] >= rq_tail[sent_slot[i]] -> qc[i] = FREE
+#endif
+           :: else -> skip fi
       }
       i = 0
     }
@@ -328,15 +347,25 @@ proctype Http(byte inc) {
          }
          p = 0;
          atomic {
-         for (i : 0 .. NREQ - 1) {                 /* 2. fail what was sent to a dead generation */
+         for (i : 0 .. NREQ - 1) {                 /* 2. what was sent to a dead generation: */
 #ifdef FAIL_BY_CURRENT_GEN
            if :: state[i] == PENDING && sent_inc[i] == inc && sent_gen[i] != gen[sent_slot[i]] ->
 #else
            if :: state[i] == PENDING && sent_inc[i] == inc &&
                  sent_gen[i] < (sent_slot[i] == 0 -> dg0 : dg1) ->
 #endif
-                   assert(!s_pub[i]);              /* its answer is not sitting in a ring */
-                   state[i] = FAILED               /* fa_respond_error(502) */
+                   if
+#ifdef REQUEUE_TAKEN
+                   :: true ->                      /* BUG: taken or not */
+#else
+                   :: q_idx[i] >= rq_head[sent_slot[i]] ->   /* never taken: past head */
+#endif
+                        state[i] = NEW; again[i] = 1; nagain++;   /* dispatch__requeue */
+                        qc[i] = WRITING            /* fa_msg_unsend */
+                   :: else ->
+                        assert(!s_pub[i]);         /* its answer is not sitting in a ring */
+                        state[i] = FAILED          /* fa_respond_error(502) */
+                   fi
               :: else -> skip fi
          }
          i = 0
@@ -367,12 +396,22 @@ proctype Http(byte inc) {
     :: rs_want[0] -> rs_want[0] = 0; space_wake(0) /* fa_ring_space_wanted -> doorbell */
     :: rs_want[1] -> rs_want[1] = 0; space_wake(1)
 #endif
-    :: nsent < NREQ && ((p_ready[0] && rq_tail[0] - rq_head[0] < N) ||
+    :: (nsent < NREQ || nagain > 0) && ((p_ready[0] && rq_tail[0] - rq_head[0] < N) ||
                         (p_ready[1] && rq_tail[1] - rq_head[1] < N)) ->
-         /* a request arrives (conn__on_head) and a READY slot has room
-          * (dispatch__choose, fa_ring_reserve); when none has, the request
-          * waits in the backlog for the 2 ms retry timer (see "else") */
-         atomic { id = nsent; nsent++; sent_inc[id] = inc; qc[id] = WRITING };   /* fa_dispatch_begin */
+         /* a request arrives (conn__on_head), or one to send again, and a
+          * READY slot has room (dispatch__choose, fa_ring_reserve); when
+          * none has, it waits in the backlog for the 2 ms retry timer (see
+          * "else") */
+         atomic {
+           if
+           :: nagain > 0 ->                        /* fa_dispatch_end again (backlog) */
+                id = 0;
+                do :: again[id] -> break :: else -> id++ od;
+                again[id] = 0; nagain--
+           :: else ->
+                id = nsent; nsent++; sent_inc[id] = inc; qc[id] = WRITING   /* fa_dispatch_begin */
+           fi
+         };
          if
          :: p_ready[0] && rq_tail[0] - rq_head[0] < N -> p = 0
          :: p_ready[1] && rq_tail[1] - rq_head[1] < N -> p = 1
@@ -389,6 +428,7 @@ proctype Http(byte inc) {
            nreq++;
            tok[id] = t; sent_slot[id] = p; sent_gen[id] = g; sent_inc[id] = inc;
            state[id] = PENDING;                    /* dispatch__pending_alloc */
+           q_idx[id] = rq_tail[p];                 /* the stamp: the slot reserved */
            qgen[id] = g; qc[id] = SENT             /* fa_msg_end: SENT(n_http + p, g) */
          };
          atomic {                                  /* fill the slot; fa_dispatch_flush: */
@@ -401,7 +441,7 @@ proctype Http(byte inc) {
          p = 0
     :: else ->
          if
-         :: nsent < NREQ -> skip                   /* backlog: ev_retry fires in 2 ms */
+         :: nsent < NREQ || nagain > 0 -> skip     /* backlog: ev_retry fires in 2 ms */
          :: else ->                                /* worker.c: the loop goes to sleep */
          h_sleeping = 1;                           /* fa_doorbell_sleep_begin */
          if
@@ -419,8 +459,8 @@ end_idle:     (h_in_kernel == 0);                  /* event_base_loop(EVLOOP_ONC
       atomic {
         h_dead = 1;
         for (i : 0 .. NREQ - 1) {
-          /* known leak (b): envelope SENT, descriptor never committed */
-          if :: qc[i] == SENT && !q_pub[i] && !q_taken[i] -> q_orphan[i] = 1
+          /* a request waiting to be sent again dies with its client */
+          if :: again[i] -> again[i] = 0; nagain--
              :: else -> skip fi;
           /* known leak (c): response chunks this process held */
           if :: s_holder[i] == inc && sc[i] == SENT -> s_orphan[i] = 1
@@ -480,7 +520,7 @@ proctype Leaks() {
   byte i;
 end_wait:
   atomic {
-    master_done && nsent == NREQ && h_in_kernel && p_in_kernel[0] && p_in_kernel[1] &&
+    master_done && nsent == NREQ && nagain == 0 && h_in_kernel && p_in_kernel[0] && p_in_kernel[1] &&
     rq_head[0] == rq_tail[0] && rq_head[1] == rq_tail[1] &&
     rs_head[0] == rs_tail[0] && rs_head[1] == rs_tail[1] ->
     /* a Python worker asleep in serve__push although its ring is empty:
@@ -493,7 +533,7 @@ end_wait:
       assert(qc[i] == FREE);
       assert(sc[i] == FREE);
 #else
-      assert(qc[i] == FREE || q_orphan[i]);
+      assert(qc[i] == FREE);
       assert(sc[i] == FREE || s_orphan[i]);
 #endif
     }
