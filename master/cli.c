@@ -62,6 +62,11 @@ void fa_cli_usage(FILE *f)
 "                          native, wsgi or asgi\n"
 "  --root-path P           the prefix the app is mounted under (WSGI SCRIPT_NAME, ASGI\n"
 "                          root_path; default empty)\n"
+"  --py-concurrency N      requests a Python worker keeps in flight at once: async handlers\n"
+"                          waiting on the event loop, streamed responses, --py-threads work\n"
+"                          (default 100, 1..65535)\n"
+"  --py-threads N          run plain def handlers on a pool of N threads per Python worker,\n"
+"                          for blocking code (default 0: inline, one at a time)\n"
 "\n"
 "stop: send SIGTERM to the server named NAME (default: default).\n"
 "reload: send SIGHUP: load the app again, start new workers, retire the old ones.\n"
@@ -115,7 +120,8 @@ int fa_cli_parse(int argc, char **argv, struct fa_options *o)
     enum { O_APP_DIR = 256, O_BIND, O_WORKERS, O_PY_WORKERS, O_MAX_PY, O_NAME, O_MAX_BODY,
            O_MAX_HEADER, O_GRACEFUL, O_HELP, O_VERSION, O_TIMEOUT, O_MAX_REQ, O_MAX_REQ_JITTER,
            O_MAX_RSS, O_KEEPALIVE, O_HEADER_TO, O_BODY_TO, O_MAX_CONN, O_METRICS, O_ACCESS_LOG,
-           O_ACCESS_FMT, O_LOG_LEVEL, O_IDLE, O_INTERFACE, O_ROOT_PATH };
+           O_ACCESS_FMT, O_LOG_LEVEL, O_IDLE, O_INTERFACE, O_ROOT_PATH, O_PY_CONCURRENCY,
+           O_PY_THREADS };
     static const struct option longopts[] = {
         {"app-dir", required_argument, NULL, O_APP_DIR},
         {"bind", required_argument, NULL, O_BIND},
@@ -141,6 +147,8 @@ int fa_cli_parse(int argc, char **argv, struct fa_options *o)
         {"idle-timeout", required_argument, NULL, O_IDLE},
         {"interface", required_argument, NULL, O_INTERFACE},
         {"root-path", required_argument, NULL, O_ROOT_PATH},
+        {"py-concurrency", required_argument, NULL, O_PY_CONCURRENCY},
+        {"py-threads", required_argument, NULL, O_PY_THREADS},
         {"help", no_argument, NULL, O_HELP},
         {"version", no_argument, NULL, O_VERSION},
         {NULL, 0, NULL, 0},
@@ -169,6 +177,7 @@ int fa_cli_parse(int argc, char **argv, struct fa_options *o)
     o->idle_timeout = 30;
     o->interface = "auto";
     o->root_path = "";
+    o->py_concurrency = 100;
     const char *app_dir = ".";
     bool max_py_set = false;
     bool py_set = false;
@@ -295,6 +304,14 @@ int fa_cli_parse(int argc, char **argv, struct fa_options *o)
                 return -1;
             }
             o->root_path = optarg;
+            break;
+        case O_PY_CONCURRENCY:
+            if (cli__count("--py-concurrency", optarg, 1, 65535, &o->py_concurrency) < 0)
+                return -1;
+            break;
+        case O_PY_THREADS:
+            if (cli__count("--py-threads", optarg, 0, 1024, &o->py_threads) < 0)
+                return -1;
             break;
         case O_ACCESS_FMT:
             if (strcmp(optarg, "combined") == 0) {

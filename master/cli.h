@@ -28,6 +28,8 @@ struct fa_options {
     const char *access_log;     /* FILE, "-" for stdout, or NULL */
     const char *interface;      /* auto, native, wsgi or asgi */
     const char *root_path;      /* WSGI SCRIPT_NAME / ASGI root_path prefix */
+    uint32_t py_concurrency;    /* deferred requests in flight per Python worker */
+    uint32_t py_threads;        /* thread pool for plain def handlers (0: inline) */
     struct fa_worker_config wcfg;
 };
 

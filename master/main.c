@@ -191,6 +191,15 @@ int main(int argc, char **argv)
      * also after a reload): pyworker/fasterapi/_boot.py. */
     setenv("FASTERAPI_INTERFACE", o.interface, 1);
     setenv("FASTERAPI_ROOT_PATH", o.root_path, 1);
+    /* Read by the pyworker's serve loop (pyworker/serve.c: --py-concurrency,
+     * the deferred-request timeout) and by fasterapi/aio.py (--py-threads). */
+    char num[16];
+    snprintf(num, sizeof num, "%u", o.py_concurrency);
+    setenv("FASTERAPI_PY_CONCURRENCY", num, 1);
+    snprintf(num, sizeof num, "%u", o.py_threads);
+    setenv("FASTERAPI_PY_THREADS", num, 1);
+    snprintf(num, sizeof num, "%u", o.wcfg.request_timeout);
+    setenv("FASTERAPI_TIMEOUT", num, 1);
     m.pyworker = fa_pyworker_path(&cause);
     if (m.pyworker == NULL)
         goto bail;

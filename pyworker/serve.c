@@ -87,6 +87,7 @@ struct serve_req {
     uint64_t route_id;
     const char *method, *path;   /* for log lines only (not NUL-terminated) */
     uint32_t method_len, path_len;
+    uint32_t flags;              /* the envelope's: bit 1 HEAD */
 };
 
 /* A deferred request (PROTOCOL.md, "Deferred and streamed responses"),
@@ -1435,6 +1436,7 @@ static int serve__call(struct serve *s, struct serve_req *rq, int niov)
     if (serve__parse_head(s, niov, &env, &why) < 0)
         goto bad_envelope;
     rq->route_id = env.route_id;
+    rq->flags = env.flags;
     /* For --timeout: the master reads which route runs (layout.h, fa_current_sh). */
     atomic_store_explicit(&s->me->current.route_id, (uint32_t)env.route_id, memory_order_relaxed);
     rq->method = env.method;
@@ -1808,6 +1810,13 @@ static PyObject *serve_py_start(PyObject *mod, PyObject *const *args, Py_ssize_t
         return serve__fatal_error();
     if (r != 200) {   /* the arena stayed full: an error response went instead */
         serve__finish(s, e, r);
+    } else if (e->rq.flags & 2) {
+        /* HEAD: the head is the whole answer. The request ends now, so the
+         * app's next send() returns False, as for a client gone. */
+        r = serve__stream_msg(s, e, serve_head_last, sizeof(serve_head_last), NULL, 0);
+        serve__finish(s, e, r < 0 ? -1 : (int)status);
+        if (r < 0)
+            return serve__fatal_error();
     } else {
         e->state = DEF_STREAM;
         e->last_status = (int)status;
@@ -2093,6 +2102,8 @@ static int serve__init(struct serve *s, const struct fa_serve_config *cfg)
     s->free_head = 0;
     s->calling_defer = -1;
     s->batch = cfg->no_batch ? 1 : SERVE_BATCH;
+    /* What load() left on the loop (lifespan tasks) runs from the start. */
+    s->loop_busy = cfg->loop_step != NULL;
     for (uint32_t h = 0; h < s->n_http; h++) {
         fa_ring_init(&s->req[h], fa_seg_req_ring(s->seg, h, cfg->slot), hdr->ring_cap);
         fa_ring_init(&s->resp[h], fa_seg_resp_ring(s->seg, h, cfg->slot), hdr->ring_cap);

@@ -17,6 +17,7 @@ docs/fastapi-compat.md for what differs.
 from . import status
 from .app import App
 from .background import BackgroundTasks
+from .batch import BatchPolicy
 from .encoders import jsonable_encoder
 from .exceptions import HTTPException, RequestValidationError, ResponseValidationError
 from .forms import FormData, UploadFile
@@ -24,14 +25,16 @@ from .middleware import CORSMiddleware, GZipMiddleware, Middleware
 from .params import Body, Cookie, Depends, File, Form, Header, Path, Query, Security
 from .request import Request
 from .responses import (FileResponse, HTMLResponse, JSONResponse, PlainTextResponse,
-                        RedirectResponse, Response)
+                        RedirectResponse, Response, StreamingResponse)
 from .routing import APIRouter
 
 FastAPI = App
 
 __all__ = ["App", "FastAPI", "APIRouter", "Request", "Response", "JSONResponse",
            "PlainTextResponse", "HTMLResponse", "RedirectResponse", "FileResponse",
+           "StreamingResponse",
            "HTTPException", "RequestValidationError", "ResponseValidationError", "Depends",
            "Security", "Query", "Path", "Header", "Cookie", "Body", "Form", "File", "UploadFile",
-           "FormData", "BackgroundTasks", "CORSMiddleware", "GZipMiddleware", "Middleware",
+           "FormData", "BackgroundTasks", "BatchPolicy", "CORSMiddleware", "GZipMiddleware",
+           "Middleware",
            "jsonable_encoder", "status"]

@@ -5,7 +5,9 @@ See pyworker/PROTOCOL.md. describe(spec) returns the route table; load(spec)
 runs the app's startup (lifespan) and returns dispatch(), which the C side
 calls once per request and which never raises for a handler's error (it
 answers 500 and prints the traceback); shutdown() runs the app's shutdown
-when the worker exits.
+when the worker exits. loop_step() and loop_wait() (from aio) let the C
+serve loop drive the worker's asyncio loop, on which deferred requests
+(async handlers that wait, --py-threads, streamed responses) finish.
 
 MODULE:ATTR may also name a WSGI or ASGI application (FASTERAPI_INTERFACE,
 from `fasterapi run --interface`, default auto: see _import_any and
@@ -21,9 +23,11 @@ import os
 import sys
 import traceback
 import types
+from asyncio import CancelledError
 from contextvars import copy_context as _copy_context
 
-from .aio import event_loop, run_coroutine
+from .aio import (defer_task, defer_to_thread, drain, event_loop, in_thread, kick, loop_step,
+                  loop_wait, outcome, run_coroutine, run_soon, step, threads)
 from .app import App
 from .background import make_after, tasks_of
 from .binding import RequestContext, close_exits
@@ -31,7 +35,7 @@ from .exceptions import HTTPException, RequestValidationError
 from .request import Request
 from .responses import (INTERNAL_ERROR, render_http_exception, render_validation_error)
 
-__all__ = ["describe", "load", "shutdown"]
+__all__ = ["describe", "load", "shutdown", "loop_step", "loop_wait"]
 
 # Kept under their old names (tests and tools use them).
 _event_loop = event_loop
@@ -213,6 +217,9 @@ def load(spec):
             if lifespan.started:
                 _started.append(lifespan)
             dispatch = asgi.make_dispatch(target, None, first_id, dispatch, lifespan)
+    # Tasks the startup left running (a lifespan's periodic job) need the
+    # loop driven from the start, not only once some request waits.
+    kick()
     return dispatch
 
 
@@ -220,7 +227,16 @@ def shutdown():
     """Runs the shutdown of every app load() started (the lifespan's code
     after its yield, on_shutdown handlers), last loaded first. Called by the
     C side once, when the worker is retired or the server stops. Errors are
-    printed, never raised."""
+    printed, never raised. Background work still running on the loop
+    (async BackgroundTasks, yield-dependency cleanups) is finished first."""
+    try:
+        drain()
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException:
+        print("fasterapi: finishing the background work at shutdown raised:", file=sys.stderr)
+        traceback.print_exc(file=sys.stderr)
+        sys.stderr.flush()
     while _started:
         app = _started.pop()
         try:
@@ -269,42 +285,126 @@ def _serve_general(app, route, method, path, query, params, headers, client, bod
     """The general path (see routing): a Request and a RequestContext,
     the middleware chain and exception handlers, the Response object turned
     into the triple, plus after() when there is work left for after the
-    response."""
+    response. Deferred (returns None) when the chain waits on the loop."""
     request = Request(method, path, query, params, headers, client, body, route)
     request.app = app
     ctx = RequestContext(request, params, query)
     context = _copy_context()
-    try:
-        response = run_coroutine(app._serve(route, request), route.general_waits, context)
-        triple = response._triple()
-    except BaseException:
-        if ctx.exits:
-            # Handled or not, the yield dependencies still get closed.
-            exits = list(ctx.exits)
-            ctx.exits.clear()
+
+    def complete(task):
+        try:
             try:
-                run_coroutine(close_exits(exits, sys.exc_info()[1]), True, context)
+                response = outcome(task)
             except BaseException:
-                pass
-        raise
-    finally:
+                _close_after_error(ctx, context)
+                raise
+            finally:
+                request._release()
+            return _general_result(route, method, path, ctx, context, response)
+        except HTTPException as exc:    # raised by the chain itself, as in dispatch
+            return render_http_exception(exc)
+        except RequestValidationError as exc:
+            return render_validation_error(exc)
+        except CancelledError:
+            return INTERNAL_ERROR    # the client went away, or --timeout: nobody to tell
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException:
+            report(route, method, path)
+            return INTERNAL_ERROR
+
+    try:
+        task, response = step(app._serve(route, request), route.general_waits, context)
+    except BaseException:
         request._release()
+        _close_after_error(ctx, context)
+        raise
+    if task is None:
+        request._release()
+        return _general_result(route, method, path, ctx, context, response)
+    request._deferred = defer_task(task, complete)
+    return None
+
+
+def _close_after_error(ctx, context):
+    # Handled or not, the yield dependencies still get closed.
+    if ctx.exits:
+        exits = list(ctx.exits)
+        ctx.exits.clear()
+        try:
+            run_soon(close_exits(exits, sys.exc_info()[1]), context,
+                     "the cleanup of a yield dependency")
+        except BaseException:
+            pass
+
+
+def _general_result(route, method, path, ctx, context, response):
     tasks = tasks_of(ctx.background)
     if response.background is not None and response.background is not ctx.background:
         tasks += tasks_of(response.background)
-    if not tasks and not ctx.exits:
-        return triple
-    return (*triple, make_after(tasks, list(ctx.exits), context, _where(route, method, path)))
+    after = make_after(tasks, list(ctx.exits), context, _where(route, method, path)) \
+        if tasks or ctx.exits else None
+    try:
+        if response._streams:
+            return response._stream(after, _where(route, method, path))
+        triple = response._triple()
+    except BaseException:
+        _close_after_error(ctx, context)
+        raise
+    return triple if after is None else (*triple, after)
+
+
+def _on_pool(call):
+    """call, made to run on the handler thread pool: returns a coroutine."""
+    async def pooled(*args):
+        return await in_thread(call, *args)
+    return pooled
 
 
 def _make_dispatch(app):
     routes = app._freeze()
+    threaded = None
+    if threads():
+        # --py-threads: the routes whose plain def handler runs on the pool
+        # (not one that returns a coroutine). On the fast path dispatch
+        # defers them; on the general path the handler call awaits the pool
+        # (routing's endpoint_response awaits what call() returns).
+        threaded = tuple(r.kind == "python" and not r.is_async and not r.handler_waits
+                         for r in routes)
+        for route, pooled in zip(routes, threaded):
+            if pooled and route.general:
+                route.call = _on_pool(route.call)
+                route.general_waits = True
+
+    def completer(route, method, path, request):
+        """complete(future) of a deferred request (aio._complete): the
+        handler's outcome rendered as dispatch would, errors included."""
+        def complete(future):
+            try:
+                try:
+                    return route.render(outcome(future))
+                except HTTPException as exc:
+                    return render_http_exception(exc)
+                except RequestValidationError as exc:
+                    return render_validation_error(exc)
+            except CancelledError:
+                return INTERNAL_ERROR    # the client went away, or --timeout: nobody to tell
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException:
+                report(route, method, path)
+                return INTERNAL_ERROR
+            finally:
+                if request is not None:
+                    request._release()
+        return complete
 
     def dispatch(route_id, method, path, query, params, headers, client, body, flags=0):
         """Serves one request: see PROTOCOL.md for the arguments. Returns
         (status, [(name, value), ...], body) or, when work remains for
         after the response (background tasks, yield dependencies),
-        (status, headers, body, after)."""
+        (status, headers, body, after); or None once it deferred the
+        request (a handler that waits, a thread, a stream)."""
         request = None
         try:
             try:
@@ -318,9 +418,21 @@ def _make_dispatch(app):
                 # Each request runs in its own copy of the context, as in
                 # Starlette: a ContextVar set by one handler does not leak.
                 context = _copy_context()
+                if threaded is not None and threaded[route_id]:    # general ones went above
+                    req, request = request, None     # released by complete()
+                    defer_to_thread(lambda _: context.run(route.call,
+                                                          *route.bind(params, query, req)),
+                                    completer(route, method, path, req))
+                    return None
                 result = context.run(route.call, *route.bind(params, query, request))
                 if route.is_async or type(result) is _CoroutineType:
-                    result = run_coroutine(result, route.suspends, context)
+                    task, result = step(result, route.suspends, context)
+                    if task is not None:
+                        req, request = request, None
+                        d = defer_task(task, completer(route, method, path, req))
+                        if req is not None:
+                            req._deferred = d
+                        return None
                 return route.render(result)
             except HTTPException as exc:
                 return render_http_exception(exc)

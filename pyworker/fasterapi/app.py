@@ -13,6 +13,7 @@ import os
 import sys
 
 from . import exception_handlers as _default_handlers
+from .batch import batched_endpoint, check_plan
 from .binding import compile_plan
 from .exceptions import HTTPException, RequestValidationError
 from .middleware import BaseHTTPMiddleware, CORSMiddleware
@@ -112,10 +113,15 @@ class App(_Decorators):
         self._check_new(path, methods, names)
         plan = None
         where = f"{'/'.join(methods) if len(methods) > 1 else methods[0]} {path}"
+        if options.get("batch") is not None:
+            # One Batcher for the methods of this registration (batch.py).
+            endpoint = batched_endpoint(endpoint, options["batch"], where)
         for m in dict.fromkeys(methods):
             if plan is None:
                 plan = compile_plan(endpoint, names, f"{m} {path}" if len(methods) == 1
                                     else where, options["dependencies"])
+                if options.get("batch") is not None:
+                    check_plan(plan, endpoint, where)
             self._append(Route(len(self.routes), m, path, endpoint, names, plan, options,
                                app=self), names)
 

@@ -3,14 +3,15 @@
 `fasterapi run module:app --interface asgi` (or auto: a coroutine function,
 or an object whose __call__ is one, taking three positional parameters)
 describes catch-all routes (wsgi.catchall_routes) and dispatches every
-request to make_dispatch()'s function: it builds the `http` scope, runs the
-app on the worker's event loop (one request at a time per worker, as the
-native async handlers) and returns the response as one triple.
+request to make_dispatch()'s function: it builds the `http` scope and runs
+the app on the worker's event loop, many requests at a time (aio).
 
-The response is buffered: the C protocol has no streaming yet, so the
-http.response.body messages are concatenated until more_body is false.
-receive() gives the whole request body as one http.request message
-(more_body false), then, once the response is complete, http.disconnect.
+A response whose body comes in one message is sent whole (returned by
+dispatch when the app got that far without waiting); body messages with
+more_body true are streamed as they come, with backpressure (send() waits
+while the client is slow). receive() gives the whole request body as one
+http.request message (more_body false), then http.disconnect once the
+client is gone or the response is complete.
 
 The lifespan protocol runs once per Python worker: Lifespan.startup() from
 load() (a startup failure raises with the app's message: the worker does not
@@ -30,7 +31,8 @@ import traceback
 from contextvars import copy_context
 from urllib.parse import unquote
 
-from .aio import event_loop, run_coroutine
+from . import aio
+from .aio import event_loop
 from .wsgi import _DROPPED, _INTERNAL_ERROR, _server_of, catchall_routes, root_path_from_env
 
 __all__ = ["is_asgi", "make_dispatch", "mount", "Lifespan", "build_scope", "catchall_routes"]
@@ -76,7 +78,7 @@ def is_asgi(obj):
 
 # ------------------------------------------------------------------ scope
 
-def build_scope(method, path, query, headers, client, root_path, state):
+def build_scope(method, path, query, headers, client, root_path, state, http_version="1.1"):
     """The ASGI 3 `http` scope of one request (path and query raw)."""
     decoded = unquote(path)
     if root_path and not (decoded == root_path or decoded.startswith(root_path + "/")):
@@ -96,7 +98,7 @@ def build_scope(method, path, query, headers, client, root_path, state):
     return {
         "type": "http",
         "asgi": dict(ASGI_VERSION),
-        "http_version": "1.1",
+        "http_version": http_version,
         "method": method,
         "scheme": "http",
         "path": decoded,
@@ -113,26 +115,53 @@ def build_scope(method, path, query, headers, client, root_path, state):
 # ------------------------------------------------------------------ http
 
 class _Exchange:
-    """receive/send of one request; the response is buffered."""
+    """receive/send of one request.
+
+    The response is sent whole when the app sends its body in one message
+    (more_body false), the fast path: dispatch returns it, or responds with
+    it if the request was deferred meanwhile. A message with more_body true
+    starts a stream (aio: start, then a part per message, each send waiting
+    for room). receive() gives the body, then waits: http.disconnect once
+    the client is gone or the response is complete."""
 
     def __init__(self, body):
         self.body = body
         self.request_sent = False
         self.status = None
         self.headers = None
-        self.chunks = []
-        self.complete = False    # no more body: receive() gives http.disconnect
-        self.finished = False    # the app sent the last body message
-        self.done = None     # a future set when the response is complete
+        self.d = None            # the aio.Deferred once the request is deferred
+        self.in_dispatch = True  # the app's first step runs inside dispatch
+        self.whole = None        # the triple dispatch returns
+        self.streaming = False
+        self.complete = False    # the response is complete (or cut)
+        self.gone = False        # the client went away
+        self.done = None         # a future receive() waits on
+        self.chunks = None       # the parts, when they cannot be streamed
+
+    def _wake_receive(self):
+        if self.done is not None and not self.done.done():
+            self.done.set_result(None)
+
+    def disconnected(self):
+        """on_disconnect of the deferred request: receive() returns
+        http.disconnect, what the app still sends is dropped, and a stream
+        is cut (soon, from the loop, not from within the C side's call)."""
+        self.gone = True
+        self._wake_receive()
+        if self.d is not None:
+            event_loop().call_soon(self.d.abort)
 
     async def receive(self):
         if not self.request_sent:
             self.request_sent = True
             return {"type": "http.request", "body": self.body, "more_body": False}
-        if not self.complete:
+        if not (self.complete or self.gone):
             if self.done is None:
                 self.done = asyncio.get_running_loop().create_future()
-            await self.done
+            # Shielded: a receive() that is cancelled (Starlette's
+            # is_disconnected() polls with a cancelled scope) must not
+            # cancel the future the other and later receive() calls wait on.
+            await asyncio.shield(self.done)
         return {"type": "http.disconnect"}
 
     async def send(self, message):
@@ -146,54 +175,152 @@ class _Exchange:
             headers = []
             for name, value in message.get("headers", ()):
                 name = bytes(name).decode("latin-1")
-                if name.lower() in _DROPPED:
+                # A stream keeps the app's Content-Length (PROTOCOL.md).
+                if name.lower() in _DROPPED and name.lower() != "content-length":
                     continue
                 headers.append((name, bytes(value).decode("latin-1")))
             self.status, self.headers = status, headers
         elif kind == "http.response.body":
             if self.status is None:
                 raise RuntimeError("http.response.body sent before http.response.start")
+            if self.gone:
+                return
             if self.complete:
                 raise RuntimeError("http.response.body sent after the response was complete")
-            data = message.get("body", b"")
-            if data:
-                self.chunks.append(bytes(data))
-            if not message.get("more_body", False):
-                self.complete = self.finished = True
-                if self.done is not None and not self.done.done():
-                    self.done.set_result(None)
+            data = bytes(message.get("body", b""))
+            more = bool(message.get("more_body", False))
+            if self.chunks is not None:       # outside a serve loop: buffered
+                self.chunks.append(data)
+                if not more:
+                    self._send_whole(b"".join(self.chunks))
+                return
+            if not self.streaming:
+                if not more:
+                    self._send_whole(data)
+                    return
+                if not aio.can_defer():
+                    self.chunks = [data]
+                    return
+                self._start_stream()
+            if (data or not more) and not await aio.send(self.d, data, more):
+                self.gone = True
+                self.d.abort()
+                self._wake_receive()
+                return
+            if not more:
+                self.complete = True
+                self._wake_receive()
         else:
             raise RuntimeError(f"unexpected ASGI message type {kind!r} on an http scope")
+
+    def _send_whole(self, data):
+        headers = [h for h in self.headers if h[0].lower() != "content-length"]
+        triple = (self.status, headers, data)
+        self.complete = True
+        self._wake_receive()
+        if self.in_dispatch:
+            self.whole = triple
+        else:
+            self.d.respond(triple)
+
+    def _start_stream(self):
+        if self.d is None:
+            self.d = aio.defer()      # still inside dispatch: deferred now
+            self.d.cancel = self.disconnected
+        aio.start(self.d, self.status, self.headers)
+        self.streaming = True
+
+    def app_done(self, task, where):
+        """The app's coroutine ended (on the loop): finishes what it left
+        open, logging why."""
+        try:
+            aio.outcome(task)
+        except asyncio.CancelledError:
+            return
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException:
+            what = "after its response was complete" if self.complete else \
+                "(cutting the response)" if self.streaming else "(answering 500)"
+            print(f"fasterapi: {where}: the ASGI app raised {what}:", file=sys.stderr)
+            traceback.print_exc(file=sys.stderr)
+            sys.stderr.flush()
+            if not self.complete:
+                self.complete = True
+                if self.streaming:
+                    self.d.abort()
+                else:
+                    self.d.respond(_INTERNAL_ERROR)
+            return
+        if self.complete:
+            return
+        self.complete = True
+        self._wake_receive()
+        if self.streaming:
+            print(f"fasterapi: {where}: the ASGI app returned before its streamed response "
+                  f"was complete (more_body true): cutting it", file=sys.stderr)
+            self.d.abort()
+        elif self.status is None:
+            print(f"fasterapi: {where}: the ASGI app returned without sending "
+                  f"http.response.start, answering 500", file=sys.stderr)
+            self.d.respond(_INTERNAL_ERROR)
+        else:
+            print(f"fasterapi: {where}: the ASGI app returned before its response was "
+                  f"complete (no http.response.body): sending it empty", file=sys.stderr)
+            self.d.respond((self.status, self.headers, b""))
 
 
 def make_dispatch(asgi_app, root_path=None, first_id=0, native=None, lifespan=None):
     """dispatch() for asgi_app (see PROTOCOL.md). Route ids below first_id
-    go to native. lifespan: the Lifespan whose state the scopes copy."""
+    go to native. lifespan: the Lifespan whose state the scopes copy.
+
+    The app runs on the worker's loop, many requests at a time; one whose
+    first step finishes with the whole response answers inline."""
     if root_path is None:
         root_path = root_path_from_env()
 
     def dispatch(route_id, method, path, query, params, headers, client, body, flags=0):
         if route_id < first_id:
-            return native(route_id, method, path, query, params, headers, client, body)
+            return native(route_id, method, path, query, params, headers, client, body, flags)
+        ex = None
         try:
             scope = build_scope(method, path, query, headers, client, root_path,
-                                lifespan.state if lifespan is not None else None)
+                                lifespan.state if lifespan is not None else None,
+                                "1.0" if flags & 4 else "1.1")
             ex = _Exchange(bytes(body))
             try:
-                run_coroutine(asgi_app(scope, ex.receive, ex.send), True, copy_context())
+                task, _ = aio.step(asgi_app(scope, ex.receive, ex.send), True, copy_context())
             finally:
-                # A task of the app still waiting in receive() gets its
-                # http.disconnect (the request is over), not a hang.
+                ex.in_dispatch = False
+            where = f"{method} {path}"
+            if task is None:
+                # The app returned within dispatch (or outside a serve loop,
+                # where step() runs it to the end).
                 ex.complete = True
-                if ex.done is not None and not ex.done.done():
-                    ex.done.set_result(None)
-            if ex.status is None:
-                raise RuntimeError("the ASGI app returned without sending http.response.start")
-            if not ex.finished:
-                print(f"fasterapi: {method} {path}: the ASGI app returned before its "
-                      f"response was complete (more_body true): sending what it sent",
-                      file=sys.stderr)
-            return ex.status, ex.headers, b"".join(ex.chunks)
+                ex._wake_receive()
+                if ex.streaming:
+                    if ex.d.open:
+                        print(f"fasterapi: {where}: the ASGI app returned before its streamed "
+                              f"response was complete (more_body true): cutting it",
+                              file=sys.stderr)
+                        ex.d.abort()
+                    return None
+                if ex.whole is not None:
+                    return ex.whole
+                if ex.status is None:
+                    raise RuntimeError("the ASGI app returned without sending "
+                                       "http.response.start")
+                print(f"fasterapi: {where}: the ASGI app returned before its response was "
+                      f"complete (no http.response.body): sending it empty", file=sys.stderr)
+                return ex.status, ex.headers, b""
+            task.add_done_callback(lambda t: ex.app_done(t, where))
+            if ex.whole is not None:
+                aio.wake()
+                return ex.whole   # the app goes on (background work) on the loop
+            if ex.d is None:
+                ex.d = aio.defer()
+                ex.d.cancel = ex.disconnected
+            return None
         except (KeyboardInterrupt, SystemExit):
             raise
         except BaseException:
@@ -201,6 +328,14 @@ def make_dispatch(asgi_app, root_path=None, first_id=0, native=None, lifespan=No
                   file=sys.stderr)
             traceback.print_exc(file=sys.stderr)
             sys.stderr.flush()
+            if ex is not None:
+                # A task of the app still waiting in receive() gets its
+                # http.disconnect (the request is over), not a hang.
+                ex.complete = True
+                ex._wake_receive()
+                if ex.streaming:
+                    ex.d.abort()
+                    return None
             return _INTERNAL_ERROR
 
     return dispatch
@@ -260,6 +395,7 @@ class Lifespan:
         self._event = loop.create_future()
         if self.task is None:
             self.task = loop.create_task(self._main(), context=copy_context())
+            aio.park(self.task)
         if not self.task.done():
             # Wait for the app's answer (or for its coroutine to end).
             waiter = loop.create_future()

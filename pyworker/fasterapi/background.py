@@ -4,7 +4,8 @@ A handler asks for one by annotation (tasks: BackgroundTasks) or passes one
 to a Response (background=...). dispatch hands the C side an after()
 callable with the response; the C side calls it once the response is
 published, and after() runs the tasks in order, then the cleanup of yield
-dependencies. A task that raises is logged; the ones after it still run.
+dependencies (async ones on the worker's loop, while it serves other
+requests). A task that raises is logged; the ones after it still run.
 """
 
 import inspect
@@ -56,32 +57,68 @@ def make_after(tasks, exits, context, where):
     """The after() callable handed to the C side with a response: runs the
     tasks in order in `context`, then closes the yield dependencies in
     `exits` (see binding.close_exits). Never raises: each error is printed
-    with `where` ("GET /path: route 3 (...)") and the rest still runs."""
+    with `where` ("GET /path: route 3 (...)") and the rest still runs.
+
+    Sync tasks run in the call. From the first async one on, the rest runs
+    as a task on the worker's loop (aio.run_soon), so that the worker
+    serves other requests while it waits; after() may be called while the
+    loop runs (a deferred request's response), where nothing may block on
+    the loop."""
     import sys
     import traceback
-    from .aio import run_coroutine
+    from .aio import run_soon
 
     def log(what):
         print(f"fasterapi: {where}: {what}:", file=sys.stderr)
         traceback.print_exc(file=sys.stderr)
         sys.stderr.flush()
 
-    def after():
-        for task in tasks:
+    def failed(task):
+        log(f"background task {getattr(task.func, '__qualname__', task.func)!r} raised")
+
+    async def rest(pending, first, remaining):
+        # pending: the coroutine of `first`, already called.
+        if pending is not None:
             try:
-                result = context.run(task)
-                if inspect.iscoroutine(result):
-                    run_coroutine(result, True, context)
+                await pending
             except (KeyboardInterrupt, SystemExit):
                 raise
             except BaseException:
-                log(f"background task {getattr(task.func, '__qualname__', task.func)!r} raised")
+                failed(first)
+        for task in remaining:     # already in `context`
+            try:
+                result = task()
+                if inspect.iscoroutine(result):
+                    await result
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException:
+                failed(task)
         if exits:
             from .binding import close_exits
             try:
-                run_coroutine(close_exits(exits, None), True, context)
+                await close_exits(exits, None)
             except (KeyboardInterrupt, SystemExit):
                 raise
             except BaseException:
                 log("the cleanup of a yield dependency raised")
+
+    def after():
+        for i, task in enumerate(tasks):
+            if getattr(task, "is_async", False):
+                run_soon(rest(None, None, tasks[i:]), context, f"{where}: background tasks")
+                return
+            try:
+                result = context.run(task)
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException:
+                failed(task)
+                continue
+            if inspect.iscoroutine(result):
+                run_soon(rest(result, task, tasks[i + 1:]), context,
+                         f"{where}: background tasks")
+                return
+        if exits:
+            run_soon(rest(None, None, ()), context, f"{where}: the cleanup of a yield dependency")
     return after

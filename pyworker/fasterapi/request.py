@@ -4,10 +4,12 @@ A Request is made only for a handler that has a Request parameter. It keeps
 the raw pieces that dispatch received and builds each view (headers, query
 parameters, URL, client, body bytes) on first access.
 
-The body may be a memoryview over shared memory that is valid only while
-dispatch runs. The request copies it to bytes once, on the first read, and
-dispatch calls _release() when the handler is done, so no reference to the
-view outlives the call; reading an unread body after that raises.
+The body may be a memoryview over shared memory that is valid only until
+the request is finished (when dispatch returns, or for a deferred request
+when it is answered). The request copies it to bytes once, on the first
+read, and dispatch calls _release() when the handler is done, so no
+reference to the view outlives the request; reading an unread body after
+that raises.
 """
 
 import json
@@ -316,11 +318,16 @@ class Request:
     Content-Type, and invalid JSON raises json.JSONDecodeError, a 500 unless
     the handler catches it, as Starlette's json()). Both read the body only
     while the handler runs.
+
+    `await request.is_disconnected()`: whether the client went away (or the
+    request timed out), for a handler that waits; False before it waited
+    for the first time (only then is the request deferred and watched).
     """
 
     __slots__ = ("method", "_raw_path", "_query", "_params", "_header_list", "_client",
                  "_body", "_data", "_json", "_route", "_headers", "_query_params",
-                 "_path_params", "_url", "_cookies", "_parsed", "_ctx", "_state", "app")
+                 "_path_params", "_url", "_cookies", "_parsed", "_ctx", "_state", "app",
+                 "_deferred")
 
     def __init__(self, method, path, query="", params=(), headers=(), client=None,
                  body=b"", route=None):
@@ -343,6 +350,7 @@ class Request:
         self._ctx = None
         self._state = None
         self.app = None
+        self._deferred = None    # aio.Deferred, set once dispatch deferred the request
 
     @property
     def url(self):
@@ -451,6 +459,18 @@ class Request:
     async def json(self):
         """The body parsed as JSON (Starlette's name; await it)."""
         return self.get_json()
+
+    async def stream(self):
+        """The body as an async iterator of bytes (Starlette's name): the
+        whole body (the server has it all), then b""."""
+        data = self.get_data()
+        if data:
+            yield data
+        yield b""
+
+    async def is_disconnected(self):
+        d = self._deferred
+        return d is not None and d.gone
 
     def _release(self):
         """Called by dispatch when the handler is done: drops the body view

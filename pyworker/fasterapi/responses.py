@@ -15,7 +15,8 @@ is encoded here with json. C_JSON says which.
 
 Header names are sent in lower case. The C side adds Content-Length, Date,
 Server and Connection, so those are dropped from what a handler sets, and so
-is Transfer-Encoding (the C side always sends Content-Length).
+is Transfer-Encoding (the C side sends Content-Length, or chunks a
+StreamingResponse).
 
 FileResponse: the HTTP worker sends the file itself. The triple carries the
 internal header x-fasterapi-sendfile (an absolute path) and an empty body;
@@ -43,7 +44,8 @@ except ImportError:
     _fasterapi = None
 
 __all__ = ["Response", "JSONResponse", "PlainTextResponse", "HTMLResponse", "RedirectResponse",
-           "FileResponse", "MutableHeaders", "render_result", "C_JSON", "SENDFILE_HEADER"]
+           "FileResponse", "StreamingResponse", "MutableHeaders", "render_result", "C_JSON",
+           "SENDFILE_HEADER"]
 
 # The C side encodes non-bytes bodies as JSON (PROTOCOL.md); values it does
 # not know (datetime, UUID, pydantic models...) go through encode_default, as
@@ -157,6 +159,7 @@ class Response:
 
     media_type = None
     charset = "utf-8"
+    _streams = False     # a StreamingResponse: sent by _stream(), not _triple()
 
     def __init__(self, content=None, status_code=200, headers=None, media_type=None,
                  background=None):
@@ -392,6 +395,65 @@ class FileResponse(Response):
         return status, headers, b""
 
 
+class StreamingResponse(Response):
+    """A body sent as it is produced (Starlette's StreamingResponse).
+
+    content: an iterable or async iterable of bytes or str (str encoded
+    with `charset`), typically a generator. Sent chunked (or with the
+    Content-Length the headers give, which the parts must then add up to),
+    each part as it comes, with backpressure: the generator is not resumed
+    while the client has 16 parts it did not take yet. A client that goes
+    away stops it (an async one is cancelled; a sync one is closed: its
+    finally runs); one that raises cuts the response (traceback logged).
+    background runs once the stream ended.
+
+    A sync iterable returned by a plain def handler is sent by the worker
+    inline, which then serves nothing else (as while the handler ran; with
+    --py-threads, next() runs on the pool instead); an async one, or one
+    returned by an async handler, from the worker's event loop, among the
+    other requests. Middlewares see an empty .body.
+    """
+
+    _streams = True
+    body = b""
+    body_iterator = None
+
+    def __init__(self, content, status_code=200, headers=None, media_type=None,
+                 background=None):
+        self.status_code = status_code
+        if media_type is not None:
+            self.media_type = media_type
+        self.background = background
+        if not (hasattr(content, "__aiter__") or hasattr(content, "__iter__")) or \
+                isinstance(content, (str, bytes, bytearray, memoryview)):
+            raise TypeError(f"StreamingResponse content must be an iterable or async iterable "
+                            f"of bytes or str (a generator), got {type(content).__name__}")
+        self.body_iterator = content
+        self._init_headers(headers)
+
+    def _stream(self, after, where):
+        """Starts sending (aio.stream): returns None, dispatch's answer for a
+        request it deferred, or outside a serve loop the whole triple."""
+        status = self.status_code
+        if type(status) is not int or not 100 <= status <= 599:
+            raise ValueError(f"StreamingResponse.status_code must be an int from 100 to 599, "
+                             f"got {status!r}")
+        headers = [p for p in self.raw_headers if p[0] not in _STREAM_DROPPED]
+        from .aio import stream
+        return stream(status, headers, self.body_iterator, self.charset, after, where)
+
+    def _triple(self):
+        raise TypeError("a StreamingResponse is sent as a stream, not as one body")
+
+    def __repr__(self):
+        return f"<StreamingResponse {self.status_code}>"
+
+
+# A stream keeps a Content-Length the app set (PROTOCOL.md: it sends exactly
+# that many bytes); the C side chunks the others.
+_STREAM_DROPPED = _DROPPED - {"content-length"}
+
+
 def render_result(result, status=200):
     """A handler's return value as (status, headers, body)."""
     t = type(result)
@@ -400,12 +462,15 @@ def render_result(result, status=200):
     if t is str:
         return status, _TEXT_HEADERS, result.encode()
     if isinstance(result, Response):
+        after = None
+        if result.background is not None:
+            from contextvars import copy_context
+            after = make_after(tasks_of(result.background), (), copy_context(),
+                               f"{type(result).__name__} background")
+        if result._streams:
+            return result._stream(after, type(result).__name__)
         triple = result._triple()
-        if result.background is None:
-            return triple
-        from contextvars import copy_context
-        return (*triple, make_after(tasks_of(result.background), (), copy_context(),
-                                    f"{type(result).__name__} background"))
+        return triple if after is None else (*triple, after)
     if result is None:
         return status, _JSON_HEADERS, b"null"
     if isinstance(result, str):

@@ -11,6 +11,11 @@ APIRouter collects route definitions (and nested routers) without ids; an
 App's include_router() adds them with the prefix, tags and dependencies
 combined.
 
+A route with batch=BatchPolicy(...) registers, in place of its handler, an
+async endpoint that takes one request and awaits its share of a batched
+handler call (batch.batched_endpoint; made by App._add_route, so that a
+router's routes get one Batcher per app they are included in).
+
 A route runs one of two ways (see _boot.dispatch):
 - fast: no dependencies, middlewares, custom exception handlers,
   Response / BackgroundTasks parameters: bind, call, render, inline.
@@ -23,6 +28,7 @@ import inspect
 import typing
 
 from . import convert
+from .batch import BatchPolicy, item_signature
 from .binding import close_exits, handler_name, solve
 from .encoders import jsonable_encoder
 from .exceptions import ResponseValidationError
@@ -118,13 +124,17 @@ _OPTION_NAMES = ("response_model", "status_code", "tags", "dependencies", "summa
                  "response_model_by_alias", "response_model_exclude_unset",
                  "response_model_exclude_defaults", "response_model_exclude_none",
                  "include_in_schema", "response_class", "name", "openapi_extra",
-                 "callbacks", "generate_unique_id_function")
+                 "callbacks", "generate_unique_id_function", "batch")
 
 
 def _check_options(path, options):
     for key in options:
         if key not in _OPTION_NAMES:
             raise TypeError(f"route {path!r}: unexpected option {key}=")
+    batch = options.get("batch")
+    if batch is not None and not isinstance(batch, BatchPolicy):
+        raise TypeError(f"route {path!r}: batch= takes a BatchPolicy(max_size=..., "
+                        f"max_wait_ms=...), got {type(batch).__name__}")
 
 
 class RouteDef:
@@ -167,6 +177,9 @@ class _Decorators:
             if not callable(endpoint):
                 raise TypeError(f"route {path!r}: the handler must be callable, got "
                                 f"{type(endpoint).__name__}")
+            if options.get("batch") is not None:
+                # At decoration, also for a router's routes (made at include).
+                item_signature(endpoint, f"{'/'.join(methods)} {self._full_path(path)}")
             self._add_route(path, methods, endpoint, options)
             return endpoint
         return decorator

@@ -6,10 +6,14 @@ catchall_routes) and dispatches every request to make_dispatch()'s function,
 which builds the environ, calls the app and turns what it answers into the
 (status, headers, body) triple of PROTOCOL.md.
 
-The response is buffered: the C protocol has no streaming yet, so the
-iterable is read to its end (and closed) before anything is sent; write()
-appends to the same buffer. A `wsgi.file_wrapper` over a real file is sent by
-the HTTP worker with sendfile() (header x-fasterapi-sendfile).
+A list (or tuple) body, or an iterable that yields one item, is sent whole,
+with Content-Length. One that yields more is streamed from its second item
+on: chunked (unless the app set Content-Length), each part sent as it comes
+and the worker waiting while the client has no room; close() is called once
+it ended. write() output goes first, in order. A `wsgi.file_wrapper` over a
+real file is sent by the HTTP worker with sendfile() (header
+x-fasterapi-sendfile). With --py-threads the app runs on the worker's
+thread pool (aio.defer_to_thread), and streams from there.
 
 In front of a fasterapi App: `fasterapi.wsgi.mount(app, wsgi_app)` (see
 docs/wsgi-asgi.md) makes wsgi_app the fallback for the paths the App does not
@@ -22,13 +26,15 @@ import sys
 import traceback
 from urllib.parse import unquote_to_bytes
 
+from . import aio
+
 __all__ = ["FileWrapper", "catchall_routes", "make_dispatch", "mount", "environ_base"]
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 # Response headers the C side writes itself (PROTOCOL.md): dropped from the
-# app's headers, as is Transfer-Encoding (the body is sent whole, with its
-# Content-Length) and the hop-by-hop headers.
+# app's headers, as is Transfer-Encoding (the C side chunks a stream itself)
+# and the hop-by-hop headers; a stream keeps the app's Content-Length.
 _DROPPED = frozenset(("content-length", "date", "server", "connection", "transfer-encoding",
                       "keep-alive"))
 
@@ -173,7 +179,8 @@ def split_path(raw_path, root_path):
     return script, decoded
 
 
-def environ_base(method, path, query, headers, client, body, root_path):
+def environ_base(method, path, query, headers, client, body, root_path,
+                 protocol="HTTP/1.1"):
     """The PEP 3333 environ of one request (body: bytes)."""
     script_name, path_info = split_path(path, root_path)
     environ = {
@@ -181,7 +188,7 @@ def environ_base(method, path, query, headers, client, body, root_path):
         "SCRIPT_NAME": script_name,
         "PATH_INFO": path_info,
         "QUERY_STRING": query,
-        "SERVER_PROTOCOL": "HTTP/1.1",
+        "SERVER_PROTOCOL": protocol,
         "REMOTE_ADDR": str(client[0]) if client else "",
         "REMOTE_PORT": str(client[1]) if client else "0",
         "wsgi.version": (1, 0),
@@ -248,10 +255,12 @@ def _check_headers(headers):
     return out
 
 
-def call_wsgi(app, environ):
+def call_wsgi(app, environ, where="the WSGI app", d=None):
     """Calls the WSGI app; returns (status, headers, body) where body is
-    bytes, or a str path for sendfile (then headers carry the header)."""
-    state = {"status": None, "headers": None, "sent": False}
+    bytes (headers carry x-fasterapi-sendfile for a file to sendfile()),
+    or None once it streamed the response (see _stream). d: the request's
+    aio.Deferred when this runs on a pool thread (--py-threads)."""
+    state = {"status": None, "headers": None, "sent": False, "length": None}
     chunks = []
 
     def write(data):
@@ -275,9 +284,11 @@ def call_wsgi(app, environ):
         code = _status_code(status)
         checked = _check_headers(headers)
         state["status"], state["headers"] = code, checked
+        state["length"] = next((v for n, v in headers if n.lower() == "content-length"), None)
         return write
 
     result = app(environ, start_response)
+    close = getattr(result, "close", None)
     try:
         if isinstance(result, FileWrapper) and not chunks:
             path = result.sendfile_path()
@@ -285,25 +296,24 @@ def call_wsgi(app, environ):
                 headers = [h for h in state["headers"] if h[0].lower() != _SENDFILE]
                 headers.append((_SENDFILE, os.fsencode(path).decode("latin-1")))
                 return state["status"], headers, b""
-        if isinstance(result, (list, tuple)) and len(result) == 1 and not chunks:
-            data = result[0]
-            if not isinstance(data, (bytes, bytearray)):
-                raise TypeError(f"the app's iterable yielded {type(data).__name__}, not bytes")
-            if data:
-                state["sent"] = True
-            chunks.append(bytes(data))
-        else:
+        if isinstance(result, (list, tuple)):
             for data in result:
-                if not isinstance(data, (bytes, bytearray)):
-                    raise TypeError(f"the app's iterable yielded {type(data).__name__}, "
-                                    f"not bytes")
+                _check_item(state, data)
                 if data:
-                    if state["status"] is None:
-                        raise AssertionError("the app yielded a body before start_response()")
-                    state["sent"] = True
                     chunks.append(bytes(data))
+        else:
+            iterator = iter(result)
+            items = 0
+            for data in iterator:
+                _check_item(state, data)
+                if data:
+                    chunks.append(bytes(data))
+                items += 1
+                if items >= 2 and state["status"] is not None and aio.can_defer():
+                    response = _stream(state, chunks, iterator, close, where, d)
+                    close = None     # _stream closes it once the stream ended
+                    return response
     finally:
-        close = getattr(result, "close", None)
         if close is not None:
             close()
     if state["status"] is None:
@@ -311,26 +321,86 @@ def call_wsgi(app, environ):
     return state["status"], state["headers"], b"".join(chunks)
 
 
+def _check_item(state, data):
+    if not isinstance(data, (bytes, bytearray)):
+        raise TypeError(f"the app's iterable yielded {type(data).__name__}, not bytes")
+    if data:
+        if state["status"] is None:
+            raise AssertionError("the app yielded a body before start_response()")
+        state["sent"] = True
+
+
+def _stream(state, chunks, iterator, close, where, d):
+    """Streams a response whose iterable yields more than one item: what it
+    gave so far (chunks, with what write() added), then the rest as it
+    comes, chunked unless the app set Content-Length; close() once it
+    ended. Each part waits for room: inline (aio.stream), or on a pool
+    thread (d given: aio.stream_from_thread)."""
+    headers = list(state["headers"])
+    if state["length"] is not None:
+        headers.append(("content-length", state["length"]))
+
+    def parts():
+        while True:
+            while chunks:
+                yield chunks.pop(0)
+            data = next(iterator, None)
+            if data is None:
+                return
+            _check_item(state, data)
+            if data:
+                chunks.append(bytes(data))
+
+    if d is not None:
+        aio.stream_from_thread(d, state["status"], headers, parts(), close, where)
+        return None
+    return aio.stream(state["status"], headers, parts(), "latin-1", close, where)
+
+
 def make_dispatch(wsgi_app, root_path=None, first_id=0, native=None):
     """dispatch() for wsgi_app (see PROTOCOL.md). Route ids below first_id
     go to native (the dispatch of the fasterapi App it is mounted on)."""
     if root_path is None:
         root_path = root_path_from_env()
+    pooled = aio.threads() > 0
 
     def dispatch(route_id, method, path, query, params, headers, client, body, flags=0):
         if route_id < first_id:
-            return native(route_id, method, path, query, params, headers, client, body)
+            return native(route_id, method, path, query, params, headers, client, body, flags)
         try:
             environ = environ_base(method, path, query, headers, client, bytes(body),
-                                   root_path)
-            return call_wsgi(wsgi_app, environ)
+                                   root_path, "HTTP/1.0" if flags & 4 else "HTTP/1.1")
+            where = f"{method} {path}: the WSGI app"
+            if pooled:
+                # --py-threads: the app runs on the pool, as in gunicorn's
+                # gthread workers; the worker serves others meanwhile.
+                environ["wsgi.multithread"] = True
+                aio.defer_to_thread(lambda d: call_wsgi(wsgi_app, environ, where, d),
+                                    lambda future: _pool_result(future, method, path))
+                return None
+            return call_wsgi(wsgi_app, environ, where)
         except (KeyboardInterrupt, SystemExit):
             raise
         except BaseException:
-            print(f"fasterapi: {method} {path}: the WSGI app raised, answering 500:",
-                  file=sys.stderr)
-            traceback.print_exc(file=sys.stderr)
-            sys.stderr.flush()
+            _log_error(method, path)
             return _INTERNAL_ERROR
 
     return dispatch
+
+
+def _log_error(method, path):
+    print(f"fasterapi: {method} {path}: the WSGI app raised, answering 500:", file=sys.stderr)
+    traceback.print_exc(file=sys.stderr)
+    sys.stderr.flush()
+
+
+def _pool_result(future, method, path):
+    """dispatch's result for a request the pool served: its triple, or None
+    when it streamed the response itself."""
+    try:
+        return aio.outcome(future)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException:
+        _log_error(method, path)
+        return _INTERNAL_ERROR

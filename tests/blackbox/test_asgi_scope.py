@@ -78,10 +78,10 @@ def test_head__get_route_no_body(srv):
     assert r.status == 200 and r.body == b""
 
 
-def test_send__more_body_chunks_are_concatenated(srv):
+def test_send__more_body_chunks_are_streamed(srv):
     r = srv.get("/chunks")
     assert r.status == 200 and r.body == b"chunk0 chunk1 chunk2 end"
-    assert r.header("content-length") == str(len(r.body))
+    assert r.header("transfer-encoding") == "chunked" and r.header("content-length") is None
     assert r.header_all("x-multi") == ["1", "2"]
 
 
@@ -90,10 +90,13 @@ def test_receive__disconnect_after_the_response(srv):
     assert r.body == b"echo me"
     path = DISCONNECT_FILE[0]
     deadline = time.monotonic() + 5
-    while not os.path.exists(path) and time.monotonic() < deadline:
+    got = ""
+    while not got and time.monotonic() < deadline:     # the app may be writing it
         time.sleep(0.02)
-    with open(path) as f:
-        assert f.read() == "http.disconnect"
+        if os.path.exists(path):
+            with open(path) as f:
+                got = f.read()
+    assert got == "http.disconnect"
 
 
 def test_errors__500_and_the_worker_lives(srv):
