@@ -256,6 +256,9 @@ class _Exchange:
             return
         self.complete = True
         self._wake_receive()
+        if self.gone:           # the client left: nothing was wanted any more
+            self.d.abort()
+            return
         if self.streaming:
             print(f"fasterapi: {where}: the ASGI app returned before its streamed response "
                   f"was complete (more_body true): cutting it", file=sys.stderr)

@@ -41,6 +41,14 @@ async def root():
     return {"hello": "fastapi"}
 
 
+@app.get("/thread")
+def thread():
+    """A def handler: FastAPI runs it on anyio's thread pool. The native id
+    of the thread (Linux does not hand out a dead thread's id again soon)."""
+    import threading
+    return {"tid": threading.get_native_id()}
+
+
 @app.get("/items/{item_id}")
 def read_item(item_id: int, q: Optional[str] = None, limit: int = 10):
     return {"item_id": item_id, "q": q, "limit": limit}
