@@ -281,6 +281,26 @@ def _where(route, method, path):
     return f"{method} {path}: route {route.id} ({route.method} {route.path} -> {route.name})"
 
 
+def _answered(route, method, path, produce):
+    """produce()'s result, or the answer to what it raised, as dispatch
+    gives it: HTTPException and validation errors rendered; a cancelled
+    request (its client went away, or --timeout) a 500 nobody reads, not
+    logged; anything else a 500 with the traceback logged."""
+    try:
+        return produce()
+    except HTTPException as exc:
+        return render_http_exception(exc)
+    except RequestValidationError as exc:
+        return render_validation_error(exc)
+    except CancelledError:
+        return INTERNAL_ERROR
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException:
+        report(route, method, path)
+        return INTERNAL_ERROR
+
+
 def _serve_general(app, route, method, path, query, params, headers, client, body):
     """The general path (see routing): a Request and a RequestContext,
     the middleware chain and exception handlers, the Response object turned
@@ -292,7 +312,7 @@ def _serve_general(app, route, method, path, query, params, headers, client, bod
     context = _copy_context()
 
     def complete(task):
-        try:
+        def produce():
             try:
                 response = outcome(task)
             except BaseException:
@@ -301,17 +321,7 @@ def _serve_general(app, route, method, path, query, params, headers, client, bod
             finally:
                 request._release()
             return _general_result(route, method, path, ctx, context, response)
-        except HTTPException as exc:    # raised by the chain itself, as in dispatch
-            return render_http_exception(exc)
-        except RequestValidationError as exc:
-            return render_validation_error(exc)
-        except CancelledError:
-            return INTERNAL_ERROR    # the client went away, or --timeout: nobody to tell
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except BaseException:
-            report(route, method, path)
-            return INTERNAL_ERROR
+        return _answered(route, method, path, produce)
 
     try:
         task, response = step(app._serve(route, request), route.general_waits, context)
@@ -381,19 +391,7 @@ def _make_dispatch(app):
         handler's outcome rendered as dispatch would, errors included."""
         def complete(future):
             try:
-                try:
-                    return route.render(outcome(future))
-                except HTTPException as exc:
-                    return render_http_exception(exc)
-                except RequestValidationError as exc:
-                    return render_validation_error(exc)
-            except CancelledError:
-                return INTERNAL_ERROR    # the client went away, or --timeout: nobody to tell
-            except (KeyboardInterrupt, SystemExit):
-                raise
-            except BaseException:
-                report(route, method, path)
-                return INTERNAL_ERROR
+                return _answered(route, method, path, lambda: route.render(outcome(future)))
             finally:
                 if request is not None:
                     request._release()

@@ -32,6 +32,7 @@ are collected into one body and nothing is deferred.
 import asyncio
 import os
 import sys
+import threading
 import traceback
 import weakref
 from asyncio import events as _events
@@ -489,8 +490,30 @@ def _pin_anyio_root(loop):
         await loop.create_future()
 
     global _anyio_root
+    if _anyio_root is not None:     # load() again (tests): one root is enough
+        return
     _anyio_root = loop.create_task(_forever(), name="fasterapi-anyio-root")
     park(_anyio_root)
+    # anyio's threads are not daemons: they end with their root task, which
+    # must therefore end before the interpreter waits for its threads.
+    threading._register_atexit(_unpin_anyio_root)
+
+
+def _unpin_anyio_root():
+    """Ends the parked root task, so that anyio stops its worker threads (its
+    done callbacks), before the interpreter joins them at exit."""
+    global _anyio_root
+    task, _anyio_root = _anyio_root, None
+    if task is None or task.done():
+        return
+    loop = task.get_loop()
+    if loop.is_closed() or loop.is_running():
+        return
+    task.cancel()
+    try:
+        loop.run_until_complete(asyncio.wait([task]))
+    except Exception:   # noqa: BLE001 - exiting: nothing better to do
+        pass
 
 
 def kick():

@@ -8,6 +8,7 @@ python3-fastapi), unless FASTERAPI_ALLOW_SKIP is set."""
 
 import json
 import os
+import time
 
 import pytest
 
@@ -108,3 +109,17 @@ def test_def_handlers_reuse_anyio_threads(srv):
     one each (a thread per request cost 1.6 x uvicorn's CPU)."""
     tids = {srv.get("/thread").json()["tid"] for _ in range(30)}
     assert len(tids) <= 3, tids
+
+
+def test_stop_is_prompt_after_def_handlers(server):
+    """anyio's worker threads are not daemons and live as long as their root
+    task, the worker's own: the worker ends it before the interpreter waits
+    for its threads, so SIGTERM stops the server at once, not after the
+    graceful timeout's kill."""
+    srv = server("fastapi_app:app", "--py-workers", "1", "--graceful-timeout", "10")
+    for _ in range(5):
+        assert srv.get("/thread").status == 200
+    t0 = time.monotonic()
+    assert srv.stop() == 0
+    assert time.monotonic() - t0 < 5
+    assert "killing" not in srv.log().lower(), srv.log()
