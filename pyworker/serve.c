@@ -110,7 +110,7 @@ struct serve_defer {
     uint8_t state;                /* DEF_* */
     uint8_t gone;                 /* client gone (or deadline): on_disconnect called */
     uint8_t in_call;              /* dispatch has not returned yet */
-    int last_status;              /* what finished it, for serve__call */
+    int last_status;              /* a stream's status, counted when it ends */
     uint32_t next_free;
     uint64_t t0;                  /* when dispatch began */
     PyObject *method, *path;      /* strong once moved here: rq.method/path point into them */
@@ -1161,7 +1161,6 @@ static void serve__finish(struct serve *s, struct serve_defer *e, int status)
 {
     uint32_t idx = (uint32_t)(e - s->defers);
 
-    e->last_status = status;
     if (status > 0) {
         serve__stat_add(&s->me->stats.requests, 1);
         if (status >= 500)

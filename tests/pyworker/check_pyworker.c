@@ -1291,6 +1291,15 @@ START_TEST(test_pyworker__headers_lazy)
 }
 END_TEST
 
+/* FASTERAPI_NO_POOL (perf's off switch): every string, tuple and exporter
+ * made afresh, the same answers. */
+START_TEST(test_pyworker__headers_without_pooling)
+{
+    setenv("FASTERAPI_NO_POOL", "1", 1);
+    headers_roundtrip(0);
+}
+END_TEST
+
 /* A route's `extra` dict reaches the route table as a msgpack map. */
 START_TEST(test_pyworker__describe_packs_extra)
 {
@@ -1964,6 +1973,7 @@ static Suite *make_suite_pyworker(void)
     tcase_add_test(tc, test_pyworker__shutdown_hook_after_drain);
     tcase_add_test(tc, test_pyworker__headers_list);
     tcase_add_test(tc, test_pyworker__headers_lazy);
+    tcase_add_test(tc, test_pyworker__headers_without_pooling);
     tcase_add_test(tc, test_pyworker__describe_packs_extra);
     suite_add_tcase(s, tc);
 
