@@ -136,10 +136,13 @@ class Nginx:
 
 
 class Load:
-    """THREADS threads, each a keep-alive connection to nginx doing GET /pid.
-    Every answer must be 200 "instance <pid>" with pid one of the live masters;
-    anything else (an error status, a wrong body, a connection error) is a
-    failure. Hits are counted per instance pid and per phase."""
+    """THREADS threads, each a keep-alive connection to nginx: half do GET /pid,
+    half POST /work (a 100-byte body, 20 ms in the handler: requests are in
+    flight when an instance is stopped, and nginx never retries a POST it has
+    sent, so a request cut by the restart shows). Every answer must be 200
+    "instance <pid>" (plus the body length for POST) with pid one of the live
+    masters; anything else (an error status, a wrong body, a connection error)
+    is a failure. Hits are counted per instance pid and per phase."""
 
     def __init__(self, tools, port):
         self.tools = tools
@@ -151,7 +154,8 @@ class Load:
         self.valid = set()        # master pids whose answers are right
         self.total = 0
         self.stopping = threading.Event()
-        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(THREADS)]
+        self.threads = [threading.Thread(target=self._run, args=(i % 2 == 1,), daemon=True)
+                        for i in range(THREADS)]
 
     def start(self):
         for t in self.threads:
@@ -170,13 +174,19 @@ class Load:
         with self.lock:
             self.failures.append(what)
 
-    def _run(self):
+    def _run(self, post):
         client = None
+        body = b"p" * 100
+        want = rb"^instance (\d+) 100$" if post else rb"^instance (\d+)$"
         while not self.stopping.is_set():
             try:
                 if client is None:
                     client = self.tools.RawClient(self.port, timeout=10)
-                client.request("GET", "/pid")
+                if post:
+                    client.request("POST", "/work", body=body,
+                                   headers=[("Content-Type", "application/octet-stream")])
+                else:
+                    client.request("GET", "/pid")
                 resp = client.read_response()
             except Exception as e:    # noqa: BLE001 - every error is a lost request
                 self._fail("connection error: %r" % e)
@@ -185,7 +195,7 @@ class Load:
                 client = None
                 time.sleep(0.01)
                 continue
-            m = re.match(rb"^instance (\d+)$", resp.body)
+            m = re.match(want, resp.body)
             with self.lock:
                 phase = self.phase
                 self.total += 1
@@ -264,6 +274,7 @@ def test_restart_behind_nginx_loses_nothing(server, tools, tmp_path):
         assert not load.failures, "%d failed requests of %d, first ones: %s\nhits: %r\n--- nginx ---\n%s" % (
             len(load.failures), load.total, load.failures[:5], hits, ngx.error_log())
         assert load.count("after", srv_a.pid) == 0, "the stopped instance answered after its restart"
+        assert load.count("during", srv_b.pid) > 0, "the load stopped while A restarted: %r" % hits
         assert load.total >= 200, hits
     finally:
         if load is not None:

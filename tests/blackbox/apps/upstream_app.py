@@ -17,6 +17,15 @@ def pid():
     return "instance " + MASTER
 
 
+@app.post("/work")
+def work(request, ms: int = 20):
+    """A non-idempotent request that takes a while: nginx must not retry it,
+    so one cut by a restart would show as a failure."""
+    import time
+    time.sleep(ms / 1000)
+    return "instance %s %d" % (MASTER, len(request.get_data()))
+
+
 @app.get("/slow")
 def slow(ms: int = 1000):
     import time
