@@ -41,6 +41,10 @@ The app is perf/apps/bench_app.py (the same source for FasterAPI and FastAPI),
 perf/apps/bench_wsgi.py (the same logic as a plain WSGI app), and for nginx
 `return 200` with the same bodies.
 
+Exit status: 1 when a server did not start, a route answered anything but
+its expected body (checked before each load), or wrk saw non-2xx answers or
+socket errors; with --strict, 2 when an issue-7 target is MISSED; else 0.
+
 Environment: FASTERAPI_BUILDDIR (default: the source tree) names the build.
 """
 import argparse
@@ -685,6 +689,8 @@ def main():
     ap.add_argument("--nginx-workers", type=int, default=1)
     ap.add_argument("--no-install", action="store_true", help="do not run perf/install-peers")
     ap.add_argument("--out", default=OUT, help="output folder (default perf/out)")
+    ap.add_argument("--strict", action="store_true",
+                    help="exit with status 2 when an issue-7 target is MISSED")
     args = ap.parse_args()
     args.duration = args.duration or (3 if args.quick else 5)
     args.runs = args.runs or (1 if args.quick else 3)
@@ -715,7 +721,7 @@ def main():
                              f"(it has {', '.join(s.cases)})")
                 s.cases = tuple(c for c in s.cases if c in want[s.name])
 
-    results, memory = {}, []
+    results, memory, failed = {}, [], []
     with tempfile.TemporaryDirectory(prefix="fa-bench-") as tmp:
         os.chmod(tmp, 0o755)
         lua = Lua(tmp)
@@ -728,6 +734,7 @@ def main():
                     s.start(d)
                 except RuntimeError as e:
                     log(f"{s.name} did not start: {e}")
+                    failed.append(f"run {run + 1}: {s.name} did not start: {e}")
                     continue
                 try:
                     for case in s.cases:
@@ -740,6 +747,7 @@ def main():
                                 f"wrk {r['wrk_cores']:.2f}, others {r['other_cores']:.2f} cores)")
                         except (RuntimeError, OSError, subprocess.CalledProcessError) as e:
                             log(f"  {case}: {e}")
+                            failed.append(f"run {run + 1}: {s.name} {case}: {e}")
                     if s is fa:
                         memory.append(fa.memory())
                 finally:
@@ -783,6 +791,18 @@ def main():
                    "targets": tg}, f, indent=1)
     chart(servers, results, os.path.join(args.out, "bench.png"))
     print(f"\nwritten: {args.out}/bench.md, bench.json, bench.png", file=sys.stderr)
+    # Every answer of every server was checked (probe) and wrk must see no
+    # error: a benchmark of wrong answers is a failure, not a figure.
+    for (name, case), vals in results.items():
+        bad = sum(v["non2xx"] + v["sock_errors"] for v in vals)
+        if bad:
+            failed.append(f"{name} {case}: {bad} non-2xx answers or socket errors under load")
+    if failed:
+        sys.exit("bench: FAILED:\n  " + "\n  ".join(failed))
+    missed = [n for n, ok, _, _ in tg if ok == "MISSED"]
+    if args.strict and missed:
+        print("bench: targets missed: " + "; ".join(missed), file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":
