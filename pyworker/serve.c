@@ -46,7 +46,16 @@
 #include "shm/segment.h"
 
 #define SERVE_BATCH        32          /* descriptors popped per ring per round */
-#define SERVE_SPIN         2000        /* idle re-checks before the sleep protocol */
+/* Idle re-checks of the rings before the sleep protocol. A spin pays only
+ * while it is shorter than what sleeping costs (an eventfd write by the HTTP
+ * worker, a wake-up here: a few µs); spinning longer is a loss whatever
+ * happens next, and on a machine with few cores it takes the core the HTTP
+ * worker needs to produce the next request. 50 checks are ~2-3 µs; 2000
+ * (~100 µs) cost 0.6-0.9 µs CPU per /json request and a higher p99 on 2
+ * cores (perf/README.md, "Spinning"). -DSERVE_SPIN=N overrides it. */
+#ifndef SERVE_SPIN
+#define SERVE_SPIN         50
+#endif
 #define SERVE_WAIT_MS      1000        /* doorbell wait: notice SIGTERM, a dead master */
 #define SERVE_FLUSH_NS     50000ull    /* a batch running longer publishes early */
 #define SERVE_ARENA_NAP_NS 100000l     /* arena full: poll period */
