@@ -180,9 +180,24 @@ static void conn__timer_update(struct fa_conn *c)
     event_add(c->ev_timer, conn__tv[want]);
 }
 
+#define RESP_POOL_MAX  1024     /* responses kept for reuse */
+#define RESP_POOL_HCAP 4096     /* ... with a head buffer up to this size */
+
 static struct fa_resp *conn__push_resp(struct fa_conn *c)
 {
-    struct fa_resp *r = fa_xcalloc(1, sizeof *r);
+    struct fa_worker *w = c->w;
+    struct fa_resp *r = w->resp_pool;
+    if (r != NULL) {
+        w->resp_pool = r->next;
+        w->n_resp_pool--;
+        char *hbuf = r->hbuf;
+        size_t hcap = r->hcap;
+        memset(r, 0, sizeof *r);
+        r->hbuf = hbuf;
+        r->hcap = hcap;
+    } else {
+        r = fa_xcalloc(1, sizeof *r);
+    }
     r->conn = c;
     r->keep_alive = true;
     r->t_start = 0;
@@ -228,6 +243,12 @@ void fa_resp_free(struct fa_worker *w, struct fa_resp *r)
     if (r->alog)
         fa_accesslog_free(r->alog);
     free(r->owned);
+    if (w->n_resp_pool < RESP_POOL_MAX && r->hcap <= RESP_POOL_HCAP) {
+        r->next = w->resp_pool;
+        w->resp_pool = r;
+        w->n_resp_pool++;
+        return;
+    }
     free(r->hbuf);
     free(r);
 }

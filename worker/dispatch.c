@@ -212,6 +212,12 @@ void fa_dispatch_init(struct fa_worker *w)
 {
     const struct fa_seg *seg = w->seg;
     w->req = fa_xcalloc(w->max_py, sizeof *w->req);
+    /* Response heads are decoded into this zone, cleared after each: a
+     * zone per head (msgpack_unpack_next) is a malloc of 8 KiB per response. */
+    if (!msgpack_zone_init(&w->mp_zone, 2048)) {
+        fa_log("HTTP worker: out of memory (msgpack zone)");
+        abort();
+    }
     w->resp = fa_xcalloc(w->max_py, sizeof *w->resp);
     w->unrung = fa_xcalloc(w->max_py, sizeof *w->unrung);
     w->gen_snap = fa_xcalloc(w->max_py, sizeof *w->gen_snap);
@@ -680,29 +686,37 @@ static int dispatch__content_length(const msgpack_object_array *hs, uint64_t *n)
  * malformed head (nothing in it can be trusted), 500 for a head that is
  * well formed but refused (the chunks of a whole response are then freed
  * by the caller through r->resp_chunks). */
+/* One msgpack object from buf into w->mp_zone (cleared by the caller);
+ * bytes may follow it (the body). */
+static bool dispatch__unpack(struct fa_worker *w, const char *buf, size_t len, size_t *off,
+                             msgpack_object *out)
+{
+    msgpack_unpack_return rc = msgpack_unpack(buf, len, off, &w->mp_zone, out);
+    return rc == MSGPACK_UNPACK_SUCCESS || rc == MSGPACK_UNPACK_EXTRA_BYTES;
+}
+
 static int dispatch__build(struct fa_worker *w, struct fa_resp *r, struct iovec *iov, int niov, uint32_t len,
                            bool start, size_t *body_off)
 {
-    msgpack_unpacked u;
+    msgpack_object head;
     size_t off = 0;
     int rc = 502;
     char rn[160];
 
-    msgpack_unpacked_init(&u);
     if (niov < 1 || !dispatch__head_bounded(iov[0].iov_base, iov[0].iov_len) ||
-        msgpack_unpack_next(&u, iov[0].iov_base, iov[0].iov_len, &off) != MSGPACK_UNPACK_SUCCESS ||
-        u.data.type != MSGPACK_OBJECT_ARRAY || u.data.via.array.size < 2 ||
-        u.data.via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
-        u.data.via.array.ptr[1].type != MSGPACK_OBJECT_ARRAY ||
-        u.data.via.array.ptr[1].via.array.size % 2 != 0 ||
-        (start && (u.data.via.array.size < 3 || u.data.via.array.ptr[2].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
-                   u.data.via.array.ptr[2].via.u64 != 1))) {
+        !dispatch__unpack(w, iov[0].iov_base, iov[0].iov_len, &off, &head) ||
+        head.type != MSGPACK_OBJECT_ARRAY || head.via.array.size < 2 ||
+        head.via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+        head.via.array.ptr[1].type != MSGPACK_OBJECT_ARRAY ||
+        head.via.array.ptr[1].via.array.size % 2 != 0 ||
+        (start && (head.via.array.size < 3 || head.via.array.ptr[2].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+                   head.via.array.ptr[2].via.u64 != 1))) {
         fa_log("route %s: malformed response envelope from Python worker %u",
                dispatch__route(w, r->route_id, rn, sizeof rn), r->py_slot);
         goto bail;
     }
-    uint64_t status = u.data.via.array.ptr[0].via.u64;
-    const msgpack_object_array *hs = &u.data.via.array.ptr[1].via.array;
+    uint64_t status = head.via.array.ptr[0].via.u64;
+    const msgpack_object_array *hs = &head.via.array.ptr[1].via.array;
     if (status < 100 || status > 999) {
         fa_log("route %s: handler returned status %llu (expected 100..999)",
                dispatch__route(w, r->route_id, rn, sizeof rn), (unsigned long long)status);
@@ -803,7 +817,7 @@ static int dispatch__build(struct fa_worker *w, struct fa_resp *r, struct iovec 
     }
     rc = 0;
 bail:
-    msgpack_unpacked_destroy(&u);
+    msgpack_zone_clear(&w->mp_zone);
     return rc;
 }
 

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/uio.h>
+#include <msgpack.h>
 
 #include "shm/chunk.h"
 #include "shm/ring.h"
@@ -179,6 +180,12 @@ struct fa_worker {
     uint32_t rr;                 /* round-robin start for worker choice */
     uint32_t n_conns;
     struct fa_conn *conns;       /* all open connections (conn.c) */
+    /* Freed responses kept for reuse with their head buffer (conn.c): a
+     * batch of answers frees and allocates tens at once, more than malloc's
+     * per-thread cache holds. */
+    struct fa_resp *resp_pool;
+    uint32_t n_resp_pool;
+    msgpack_zone mp_zone;        /* response heads are decoded into it (dispatch.c) */
     uint32_t seen_death;         /* last death_seq handled */
     uint32_t incarnation;        /* this slot's generation at start, 4 bits of each token */
     uint32_t version;            /* app version this worker serves (routes) */
