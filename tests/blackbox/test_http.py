@@ -2,7 +2,11 @@
 import hashlib
 import http.client
 import json
+import os
 import random
+import signal
+import socket
+import time
 
 import pytest
 
@@ -211,6 +215,37 @@ def test_method_not_allowed_with_allow(hello, tools):
     r = hello.get("/echo")
     assert r.status == 405, r
     assert [m.strip() for m in r.header("allow").split(",")] == ["POST"], r
+
+
+def test_404_and_405_answered_in_c_while_the_python_worker_is_stopped(server, tools):
+    """The route table is compiled into the C router: with the only Python
+    worker frozen (SIGSTOP), 404 and 405 (with Allow) still come, at once."""
+    srv = server("hello:app", "--workers", "1", "--py-workers", "1", app_dir=tools.examples_dir)
+    (py, _), = srv.py_workers().items()
+    os.kill(py, signal.SIGSTOP)
+    try:
+        deadline = time.monotonic() + 2
+        while tools.proc_stat(py)[0] != "T" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert tools.proc_stat(py)[0] == "T", "Python worker %d not stopped: %r" % (py, tools.proc_stat(py))
+        for method, path, want in [("GET", "/no/such/path", 404), ("DELETE", "/json", 405)]:
+            t = time.monotonic()
+            try:
+                r = srv.request(method, path, timeout=2)
+            except (socket.timeout, EOFError, OSError) as e:
+                pytest.fail("%s %s: no answer within 2 s with the Python worker stopped (%r): "
+                            "answered by Python, not the C router?" % (method, path, e), pytrace=False)
+            assert time.monotonic() - t < 2.0
+            assert r.status == want, (method, path, r)
+            tools.check_common_headers(r)
+            if want == 405:
+                assert sorted(m.strip() for m in r.header("allow").split(",")) == ["GET", "HEAD"], r
+        # The frozen worker really is the one Python routes need.
+        with pytest.raises(socket.timeout):
+            srv.get("/json", timeout=1)
+    finally:
+        os.kill(py, signal.SIGCONT)
+    assert srv.get("/json").body == b'{"message":"Hello, World!"}'
 
 
 def test_http10_without_keep_alive_closes(hello):

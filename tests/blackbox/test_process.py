@@ -3,6 +3,7 @@ stopping by signal, the master's death, a Python worker's death."""
 import os
 import signal
 import stat
+import subprocess
 import time
 
 import pytest
@@ -227,3 +228,58 @@ def test_sigterm_does_not_wait_for_idle_keep_alive_connections(server):
         assert time.monotonic() - t < 3.0, "stopping took %.1f s with one idle connection" % (
             time.monotonic() - t)
         assert c.closed_by_server(timeout=2)
+
+
+def test_name_defaults_to_default(cli, tools, tmp_path):
+    """Without --name the instance is `default`: /dev/shm/fasterapi.default,
+    mode 0600, while it runs; unlinked by a SIGTERM stop."""
+    segment = tools.segment_path("default")
+    if os.path.exists(segment):
+        pytest.fail("%s already exists: another server named 'default' runs (or a killed one left it); "
+                    "this test needs the name to itself" % segment, pytrace=False)
+    port = tools.free_port()
+    log_path = tmp_path / "default.log"
+    args = [str(cli.binary), "run", "testapp:app", "--app-dir", str(tools.apps_dir),
+            "--bind", "127.0.0.1:%d" % port, "--py-workers", "1"]
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+    killed = False
+    try:
+        serving = "serving testapp:app on http://127.0.0.1:%d " % port
+        assert _wait_until(lambda: serving in log_path.read_text() or proc.poll() is not None, 20.0), \
+            "not serving within 20 s:\n" + log_path.read_text()
+        assert proc.poll() is None, "exited with %s:\n%s" % (proc.returncode, log_path.read_text())
+        assert os.path.exists(segment), "no %s while the server runs; log:\n%s" % (segment, log_path.read_text())
+        assert "name 'default'" in log_path.read_text(), log_path.read_text()
+        st = os.stat(segment)
+        assert stat.S_ISREG(st.st_mode)
+        assert stat.S_IMODE(st.st_mode) == 0o600, oct(st.st_mode)
+        assert st.st_uid == os.getuid()
+        with tools.RawClient(port) as c:
+            c.request("GET", "/pid")
+            assert c.read_response().status == 200
+        proc.send_signal(signal.SIGTERM)
+        try:
+            rc = proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            killed = True
+            pytest.fail("no exit within 15 s of SIGTERM:\n" + log_path.read_text(), pytrace=False)
+        assert rc == 0, "exit status %d after SIGTERM:\n%s" % (rc, log_path.read_text())
+        assert not os.path.exists(segment), "%s not unlinked after SIGTERM" % segment
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                killed = True
+        if killed:
+            # Ours (it did not exist before): nobody unlinks after a SIGKILL.
+            try:
+                os.unlink(segment)
+            except FileNotFoundError:
+                pass

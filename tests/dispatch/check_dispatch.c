@@ -7,6 +7,10 @@
  * inside the segment, answer the client (502 for a broken answer, 500 for
  * a header that would inject), and keep serving.
  *
+ * Zero copy: the HTTP worker, traced with ptrace, sends a Python response's
+ * body from the shm chunks the Python worker wrote it into (the iovecs of
+ * its sendmsg/writev point inside the segment).
+ *
  * Streamed answers (PROTOCOL.md, "Deferred and streamed responses"): the
  * bytes on the socket exactly, chunks freed once written (the arena's free
  * count back to full), disconnect notices on the request ring.
@@ -22,7 +26,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ptrace.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <fcntl.h>
@@ -894,6 +901,112 @@ START_TEST(test_dispatch__notice_retried_when_ring_full)
 }
 END_TEST
 
+/* ---- zero copy ------------------------------------------------------------ */
+
+/* Bytes the traced worker handed to sendmsg/writev, by where they were. */
+struct sent_from {
+    size_t in_seg;      /* iovecs inside the segment mapping */
+    size_t outside;     /* anywhere else (a private copy, the head buffer) */
+    int calls;
+};
+
+/* Reads len bytes at addr in pid's memory. */
+static void peek(pid_t pid, uint64_t addr, void *buf, size_t len)
+{
+    struct iovec local = {buf, len}, remote = {(void *)(uintptr_t)addr, len};
+    ck_assert_msg(process_vm_readv(pid, &local, 1, &remote, 1, 0) == (ssize_t)len,
+                  "process_vm_readv at %#llx: %s", (unsigned long long)addr, strerror(errno));
+}
+
+/* Adds where the iovec array at addr (cnt entries, in pid) points to *sf. */
+static void account_iov(pid_t pid, uint64_t addr, size_t cnt, struct sent_from *sf)
+{
+    struct iovec iov[64];
+    ck_assert_msg(cnt <= 64, "%zu iovecs in one call", cnt);
+    peek(pid, addr, iov, cnt * sizeof *iov);
+    for (size_t i = 0; i < cnt; i++) {
+        const char *b = iov[i].iov_base;
+        if (b >= seg.base && b + iov[i].iov_len <= seg.base + seg.size)
+            sf->in_seg += iov[i].iov_len;
+        else
+            sf->outside += iov[i].iov_len;
+    }
+    sf->calls++;
+}
+
+/* Runs the already seized, stopped `pid` syscall by syscall until its
+ * sendmsg/writev calls have handed over at least `want` bytes, recording
+ * where they came from; detaches at that call's entry (it then proceeds). */
+static void trace_sends(pid_t pid, size_t want, struct sent_from *sf)
+{
+    int sig = 0, st;
+    for (;;) {
+        ck_assert_int_eq(ptrace(PTRACE_SYSCALL, pid, 0, sig), 0);
+        sig = 0;
+        ck_assert_int_eq(waitpid(pid, &st, __WALL), pid);
+        ck_assert_msg(WIFSTOPPED(st), "the traced HTTP worker ended (status %#x)", st);
+        if (WSTOPSIG(st) != (SIGTRAP | 0x80)) {
+            if (st >> 16 == 0)          /* a signal for it: deliver it */
+                sig = WSTOPSIG(st);
+            continue;
+        }
+        struct __ptrace_syscall_info si;
+        ck_assert_int_gt(ptrace(PTRACE_GET_SYSCALL_INFO, pid, sizeof si, &si), 0);
+        if (si.op != PTRACE_SYSCALL_INFO_ENTRY)
+            continue;
+        if (si.entry.nr == SYS_sendmsg) {
+            struct msghdr mh;
+            peek(pid, si.entry.args[1], &mh, sizeof mh);
+            account_iov(pid, (uint64_t)(uintptr_t)mh.msg_iov, mh.msg_iovlen, sf);
+        } else if (si.entry.nr == SYS_writev) {
+            account_iov(pid, si.entry.args[1], si.entry.args[2], sf);
+        } else if (si.entry.nr == SYS_sendto || si.entry.nr == SYS_write) {
+            if (si.entry.args[2] > 8)  /* not an eventfd's 8 bytes */
+                sf->outside += si.entry.args[2], sf->calls++;
+        } else {
+            continue;
+        }
+        if (sf->in_seg + sf->outside >= want)
+            break;
+    }
+    ck_assert_int_eq(ptrace(PTRACE_DETACH, pid, 0, 0), 0);
+}
+
+START_TEST(test_dispatch__python_body_sent_from_the_segment)
+{
+    enum { BODY = 6000 };      /* spans two 4 KiB chunks */
+    static char body[BODY + 1], buf[16384];
+    for (int i = 0; i < BODY; i++)
+        body[i] = (char)('a' + i % 26);
+    start_server();
+    int fd = client_send("GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
+    struct fa_desc req = take_request();
+    struct fa_desc d = make_response(&req, 200, NULL, NULL, body);
+
+    /* Stop the HTTP worker, then let it go on one syscall at a time. */
+    int st;
+    ck_assert_msg(ptrace(PTRACE_SEIZE, child, 0, PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL) == 0,
+                  "cannot ptrace the HTTP worker (%s): this test needs ptrace", strerror(errno));
+    ck_assert_int_eq(ptrace(PTRACE_INTERRUPT, child, 0, 0), 0);
+    ck_assert_int_eq(waitpid(child, &st, __WALL), child);
+    ck_assert(WIFSTOPPED(st));
+    push_response(d);
+    struct sent_from sf = {0, 0, 0};
+    trace_sends(child, BODY, &sf);
+
+    client_read(fd, buf, sizeof buf);
+    ck_assert_msg(strncmp(buf, "HTTP/1.1 200 OK\r\n", 17) == 0, "%.200s", buf);
+    ck_assert_msg(strcmp(body_of(buf), body) == 0, "the body arrived changed");
+    /* Every body byte from the chunks, only the head (short) from elsewhere. */
+    ck_assert_msg(sf.in_seg >= BODY && sf.outside < 512,
+                  "%d send calls: %zu bytes from the segment, %zu from elsewhere (body %d): "
+                  "the body was copied out of shm", sf.calls, sf.in_seg, sf.outside, BODY);
+    close(fd);
+    wait_arena_free();
+    stop_server();
+}
+END_TEST
+
 static Suite *make_suite_dispatch(void)
 {
     Suite *s = suite_create("dispatch");
@@ -910,6 +1023,7 @@ static Suite *make_suite_dispatch(void)
     tcase_add_test(tc, test_dispatch__header_name_not_a_token_is_500);
     tcase_add_test(tc, test_dispatch__status_out_of_range_is_500);
     tcase_add_test(tc, test_dispatch__unknown_token_is_ignored);
+    tcase_add_test(tc, test_dispatch__python_body_sent_from_the_segment);
     suite_add_tcase(s, tc);
     tc = tcase_create("streamed responses");
     tcase_set_timeout(tc, 20);
