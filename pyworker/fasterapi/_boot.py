@@ -364,6 +364,12 @@ def _general_result(route, method, path, ctx, context, response):
     return triple if after is None else (*triple, after)
 
 
+def _thread_call(context, route, params, query, request):
+    """The handler call of a --py-threads request, for the pool. (A lambda
+    in dispatch would make its variables cells, created on every request.)"""
+    return lambda _: context.run(route.call, *route.bind(params, query, request))
+
+
 def _on_pool(call):
     """call, made to run on the handler thread pool: returns a coroutine."""
     async def pooled(*args):
@@ -418,8 +424,7 @@ def _make_dispatch(app):
                 context = _copy_context()
                 if threaded is not None and threaded[route_id]:    # general ones went above
                     req, request = request, None     # released by complete()
-                    defer_to_thread(lambda _: context.run(route.call,
-                                                          *route.bind(params, query, req)),
+                    defer_to_thread(_thread_call(context, route, params, query, req),
                                     completer(route, method, path, req))
                     return None
                 result = context.run(route.call, *route.bind(params, query, request))
