@@ -575,6 +575,19 @@ static int http__lines(struct fa_http *h, const char *s, size_t n, size_t *used,
     for (i = 0; i < n; i++) {
         char c = s[i];
 
+        /* Inside a field line (past its first byte, not the request line,
+         * no CR pending) only CR and LF mean anything here: skip to one.
+         * (The bytes themselves are http-parser's to check.) */
+        if (h->line_len != 0 && !h->cr && !(head && h->n_lines == 0)) {
+            size_t j = i;
+            while (j < n && s[j] != '\r' && s[j] != '\n')
+                j++;
+            h->line_len += (uint32_t)(j - i);
+            i = j;
+            if (i == n)
+                break;
+            c = s[i];
+        }
         if (c == '\n') {
             h->cr = 0;
             if (h->line_len == 0) {
