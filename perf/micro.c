@@ -20,8 +20,10 @@
  *   ring-batch32    ... 32 descriptors per commit and per pop (per descriptor)
  *   envelope-encode fa_dispatch_begin (msgpack into a shm chunk) + abort,
  *                   GET /users/7?verbose=true with wrk's headers
- *   envelope-decode msgpack_unpack of that envelope into a zone (serve.c's way)
- *   response-decode msgpack_unpack_next of a response envelope (dispatch.c's way)
+ *   envelope-decode fa_env_parse of that envelope (pyworker/envelope.c, the Python
+ *                   worker's reader)
+ *   response-decode msgpack_unpack of a response envelope into a zone cleared
+ *                   after each (dispatch.c's way)
  *   handoff         two processes: the HTTP side writes a 200-byte envelope in
  *                   chunks and pushes its descriptor (+ doorbell check), the
  *                   Python side pops, validates (fa_msg_iov) and frees it;
@@ -47,6 +49,7 @@
 #include "shm/chunk.h"
 #include "shm/doorbell.h"
 #include "shm/ring.h"
+#include "pyworker/envelope.h"
 #include "shm/segment.h"
 #include "worker/http.h"
 #include "worker/router.h"
@@ -276,24 +279,22 @@ static void envelope_encode_one(void)
 
 static void envelope_decode_one(void)
 {
-    msgpack_object o;
-    size_t off = 0;
-    msgpack_zone_clear(&ZONE);
-    msgpack_unpack_return r = msgpack_unpack(env_buf, env_len, &off, &ZONE, &o);
-    if (r != MSGPACK_UNPACK_SUCCESS && r != MSGPACK_UNPACK_EXTRA_BYTES)
+    struct fa_env e;
+    const char *why;
+    if (fa_env_parse(env_buf, env_len, &e, &why) != 0)
         die("envelope-decode: bad envelope");
-    sink += o.via.array.size;
+    sink += e.n_headers + e.head_len;
 }
 
 static void response_decode_one(void)
 {
-    msgpack_unpacked u;
+    msgpack_object o;
     size_t off = 0;
-    msgpack_unpacked_init(&u);
-    if (msgpack_unpack_next(&u, resp_env, resp_env_len, &off) != MSGPACK_UNPACK_SUCCESS)
+    msgpack_unpack_return r = msgpack_unpack(resp_env, resp_env_len, &off, &ZONE, &o);
+    if (r != MSGPACK_UNPACK_SUCCESS && r != MSGPACK_UNPACK_EXTRA_BYTES)
         die("response-decode: bad envelope");
-    sink += u.data.via.array.ptr[0].via.u64 + off;
-    msgpack_unpacked_destroy(&u);
+    sink += o.via.array.ptr[0].via.u64 + off;
+    msgpack_zone_clear(&ZONE);
 }
 
 /* ---- two processes ------------------------------------------------------ */

@@ -20,8 +20,8 @@ Cases (perf/micro.c runs the project's own C code, never a copy):
   pingpong-spin/-sleep        two processes, one-way latency (time only):
                               both spinning / both asleep on eventfd doorbells
   envelope-encode             worker/dispatch.c fa_dispatch_begin (msgpack into shm)
-  envelope-decode             msgpack_unpack of that envelope (pyworker/serve.c's way)
-  response-decode             msgpack_unpack_next of a response (dispatch.c's way)
+  envelope-decode             fa_env_parse of that envelope (pyworker/envelope.c, the Python worker's reader)
+  response-decode             msgpack_unpack of a response into a reused zone (dispatch.c's way)
   json-*                      inside fasterapi-pyworker: _fasterapi.dumps (the C
                               encoder, pyworker/json.c) and stdlib json.dumps
   pyworker-plain / -echo1k    tests/pyworker/check_pyworker's bench case with the
@@ -59,8 +59,8 @@ C_CASES = [
     ("pingpong-spin", 2, 50_000, 0, "~1 µs queue", "two processes, one-way latency, both spinning"),
     ("pingpong-sleep", 2, 20_000, 0, "~1 µs queue", "two processes, one-way latency, eventfd wake-up"),
     ("envelope-encode", 1, 1_000_000, 20_000, "", "request envelope: fa_dispatch_begin into shm"),
-    ("envelope-decode", 1, 1_000_000, 20_000, "", "request envelope: msgpack_unpack (C part)"),
-    ("response-decode", 1, 1_000_000, 20_000, "", "response envelope: msgpack_unpack_next"),
+    ("envelope-decode", 1, 1_000_000, 20_000, "", "request envelope: fa_env_parse (the Python worker's reader)"),
+    ("response-decode", 1, 1_000_000, 20_000, "", "response envelope: msgpack_unpack into a reused zone (the HTTP worker's)"),
 ]
 JSON_OBJS = [("hello", '{"message":"Hello, World!"}'), ("users", '{"id":7,"verbose":true}'),
              ("list100", "a list of 100 objects with 6 fields (6.4 KB)")]
