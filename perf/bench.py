@@ -97,6 +97,7 @@ CASES = {
     "64k": ("GET", "/bytes64k", BODY_64K, "GET 64 KiB response"),
     "async": ("GET", "/async", JSON_BODY, "GET async def, awaits asyncio.sleep(0)"),
     "pipeline": ("GET", "/plaintext", PLAIN, "GET /plaintext pipelined x16"),
+    "pipeline-py": ("GET", "/plaintext", PLAIN, "GET /plaintext (Python) pipelined x16"),
 }
 
 
@@ -275,9 +276,9 @@ def load(port, case, path, args, root_pid, lua):
     script = []
     if case == "echo":
         script = ["-s", lua.post]
-    elif case == "pipeline":
+    elif case.startswith("pipeline"):
         script = ["-s", lua.pipeline]
-    extra = ["--", str(args.depth), path] if case == "pipeline" else []
+    extra = ["--", str(args.depth), path] if case.startswith("pipeline") else []
     base = ["wrk", f"-t{args.threads}", f"-c{args.connections}", "--latency", "--timeout", "5s"]
     subprocess.run(base + ["-d1s"] + script + [url] + extra, capture_output=True, check=True)  # warm-up
     pids = tree(root_pid)
@@ -358,7 +359,7 @@ class FasterAPI(Server):
         self.workers, self.py_workers = workers, py_workers
         self.label = f"FasterAPI ({workers} HTTP + {py_workers} Python worker{'s' if py_workers > 1 else ''})"
         self.cases = ("native", "plaintext", "json", "users", "users-async", "echo", "64k", "async",
-                      "pipeline")
+                      "pipeline", "pipeline-py")
         self.native = None   # known after the first start
 
     def launch(self):
@@ -523,6 +524,8 @@ def table(servers, results, args):
             desc = CASES[case][3]
             if s.name == "fasterapi" and case in ("native", "pipeline") and not s.native:
                 desc += " [no app.static yet: Python route]"
+            elif s.name == "fasterapi" and case == "pipeline":
+                desc = "GET /plaintext, native (app.static), pipelined x16"
             if s.name == "nginx" and case == "plaintext":
                 desc = "GET /plaintext (return 200)"
             if s.name == "nginx" and case == "pipeline":
