@@ -140,6 +140,7 @@ struct serve {
     struct fa_ring *resp;         /* [n_http], producer ends */
     uint8_t *resp_dirty;          /* [n_http]: reserved, not committed */
     struct fa_arena arena;        /* this slot's arena (responses) */
+    uint64_t trim_at;             /* next fa_arena_idle_trim, monotonic ns */
     struct iovec *iov;            /* [n_chunks] */
     struct fa_desc descs[SERVE_BATCH];
 
@@ -214,6 +215,20 @@ static inline uint64_t serve__now_ns(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* At most once a second, when every ring was empty: after a burst, the
+ * pages of the response chunks it used go back to the kernel
+ * (fa_arena_idle_trim). The doorbell wait's timeout brings an idle worker
+ * here at least every SERVE_WAIT_MS. */
+static void serve__idle_trim(struct serve *s)
+{
+    uint64_t now = serve__now_ns();
+
+    if (now < s->trim_at)
+        return;
+    s->trim_at = now + 1000000000ull;
+    fa_arena_idle_trim(&s->arena);
 }
 
 static inline void serve__cpu_relax(void)
@@ -2214,6 +2229,7 @@ int fa_serve_run(const struct fa_serve_config *cfg)
          * arrives). */
         if (*cfg->stop && s.n_open == 0)
             break;
+        serve__idle_trim(&s);
         if (serve__loop_active(&s)) {
             /* The event loop has work: sleep in it, woken by the doorbell. */
             fa_doorbell_sleep_begin(&s.me->sleeping);

@@ -17,6 +17,9 @@
  *            and the chunk's `next`.
  *   next, len  the owner while WRITING; the receiver reads them after it
  *            acquired the descriptor and saw SENT(self).
+ *   data   of a FREE chunk: nobody's. The owner may give its pages back to
+ *            the kernel (fa_arena_trim) after an acquire load saw FREE, for
+ *            the same reason it may rewrite them: the receiver is done.
  *
  * The receiver trusts nothing the sender wrote: the descriptor, the links,
  * the lengths, even the header's geometry (any process can write the
@@ -24,7 +27,11 @@
  * this process's own mapping size before any address is formed from it.
  */
 #include <assert.h>
+#include <errno.h>
+#include <stdbool.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "shm/chunk.h"
 
@@ -82,6 +89,11 @@ void fa_arena_init(struct fa_arena *a, const struct fa_seg *seg, uint32_t arena_
     a->size = seg->hdr->chunk_size;
     a->cursor = 0;
     a->in_use = 0;
+    a->keep = a->n < FA_ARENA_KEEP ? a->n : FA_ARENA_KEEP;
+    a->high = a->n;          /* a predecessor may have touched any of them */
+    a->beyond = a->beyond_seen = 0;
+    a->beyond_trimmed = UINT64_MAX;    /* trim once at the first idle moment */
+    a->trim_off = 0;
 }
 
 /* Chunks come back roughly in the order they were sent, so a cursor that
@@ -107,6 +119,11 @@ uint32_t fa_chunk_alloc(struct fa_arena *a)
         atomic_store_explicit(&m->state, word, memory_order_relaxed);
         m->next = FA_CHUNK_NONE;
         m->len = 0;
+        if (i >= a->keep) {
+            a->beyond++;
+            if (i >= a->high)
+                a->high = i + 1;
+        }
         return i;
     }
     return FA_CHUNK_NONE;
@@ -128,6 +145,66 @@ void fa_chunk_abort(struct fa_arena *a, uint32_t first)
         atomic_store_explicit(&m->state, FA_CHUNK_FREE, memory_order_release);
         i = next;
     }
+}
+
+/* --- returning pages (arena owner only) --- */
+
+/* Gives back the whole pages inside chunks [from, to) of the arena. */
+static int chunk__remove(struct fa_arena *a, uint32_t from, uint32_t to)
+{
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t lo = (uintptr_t)fa_seg_chunk_data(a->seg, a->id, from);
+    uintptr_t hi = lo + (uintptr_t)(to - from) * a->size;
+
+    lo = (lo + page - 1) / page * page;     /* whole pages only */
+    hi = hi / page * page;
+    if (hi <= lo)
+        return 0;
+    if (madvise((void *)lo, hi - lo, MADV_REMOVE) == 0)
+        return 0;
+    if (errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP || errno == EPERM ||
+        errno == EACCES)
+        a->trim_off = 1;                    /* not a shared memory mapping we may punch */
+    return -1;
+}
+
+uint32_t fa_arena_trim(struct fa_arena *a)
+{
+    struct fa_chunk_meta_sh *meta = fa_seg_chunk_meta(a->seg, a->id, 0);
+    uint32_t trimmed = 0, run = 0, last_used = a->keep;
+    uint32_t high = a->high < a->n ? a->high : a->n;
+
+    if (a->trim_off)
+        return 0;
+    for (uint32_t i = a->keep; i <= high; i++) {
+        /* Acquire: pairs with the receiver's release of FREE, as in
+         * fa_chunk_alloc; past this load nobody touches the chunk's data. */
+        bool is_free = i < high &&
+            atomic_load_explicit(&meta[i].state, memory_order_acquire) == FA_CHUNK_FREE;
+        if (is_free) {
+            run++;
+            continue;
+        }
+        if (run > 0 && chunk__remove(a, i - run, i) == 0)
+            trimmed += run;
+        run = 0;
+        if (i < high)
+            last_used = i + 1;
+    }
+    a->high = last_used;
+    return trimmed;
+}
+
+uint32_t fa_arena_idle_trim(struct fa_arena *a)
+{
+    uint32_t n = 0;
+
+    if (a->beyond == a->beyond_seen && a->beyond != a->beyond_trimmed) {
+        n = fa_arena_trim(a);
+        a->beyond_trimmed = a->beyond;
+    }
+    a->beyond_seen = a->beyond;
+    return n;
 }
 
 uint32_t fa_arena_count_free(const struct fa_seg *seg, uint32_t arena_id)

@@ -23,7 +23,18 @@ struct fa_arena {
     uint32_t cursor;    /* next index to try */
     uint32_t in_use;    /* chunks taken by this process and not seen freed:
                            not maintained; use fa_arena_count_free() */
+    /* Returning pages (fa_arena_idle_trim): chunks below `keep` are never
+     * trimmed; chunks below `high` may hold pages touched since the last
+     * trim; `beyond` counts allocations at or past `keep`. */
+    uint32_t keep, high;
+    uint64_t beyond, beyond_seen, beyond_trimmed;
+    int trim_off;       /* the kernel refused once: do not try again */
 };
+
+/* Chunks at the low end of an arena whose pages are never returned: the
+ * allocator prefers them (fa_chunk_alloc), so a steady light load lives
+ * there. */
+#define FA_ARENA_KEEP 64u
 
 void fa_arena_init(struct fa_arena *a, const struct fa_seg *seg, uint32_t arena_id,
                    uint32_t self, uint32_t gen);
@@ -33,6 +44,16 @@ uint32_t fa_chunk_alloc(struct fa_arena *a);
 void fa_chunk_abort(struct fa_arena *a, uint32_t first);
 /* Chunks FREE now (racy snapshot; stats and tests). */
 uint32_t fa_arena_count_free(const struct fa_seg *seg, uint32_t arena_id);
+/* Owner only. Gives the pages of the FREE chunks at or past `keep` back to
+ * the kernel (madvise MADV_REMOVE: the segment's memory itself is freed,
+ * and the pages leave every process's RSS; they read as zeros and are
+ * faulted in again when next written). Returns the chunks trimmed. */
+uint32_t fa_arena_trim(struct fa_arena *a);
+/* Owner only; call it about once a second. Trims when chunks past `keep`
+ * were allocated since the last trim but none since the previous call (a
+ * burst is over): pages a steady load keeps using are not given back and
+ * faulted in again and again, and an idle arena is not scanned again. */
+uint32_t fa_arena_idle_trim(struct fa_arena *a);
 
 /* Writer: builds one message in the owner's arena. */
 struct fa_msg_writer {

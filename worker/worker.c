@@ -38,6 +38,14 @@ static void worker__sweep_cb(int fd, short what, void *arg)
     }
 }
 
+/* Once a second: after a burst, the pages of the request chunks it used
+ * go back to the kernel (shm/chunk.c, fa_arena_idle_trim). */
+static void worker__trim_cb(int fd, short what, void *arg)
+{
+    struct fa_worker *w = arg;
+    fa_arena_idle_trim(&w->arena);
+}
+
 static void worker__drain_timeout_cb(int fd, short what, void *arg)
 {
     struct fa_worker *w = arg;
@@ -115,6 +123,9 @@ int fa_worker_run(const struct fa_worker_env *env)
     }
     w->ev_drain = evtimer_new(w->base, worker__drain_timeout_cb, w);
     w->ev_linger = evtimer_new(w->base, worker__linger_cb, w);
+    w->ev_trim = event_new(w->base, -1, EV_PERSIST, worker__trim_cb, w);
+    struct timeval second = {1, 0};
+    event_add(w->ev_trim, &second);
     event_add(w->ev_listen, NULL);
     event_add(w->ev_doorbell, NULL);
     event_add(w->ev_term, NULL);

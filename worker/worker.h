@@ -159,6 +159,7 @@ struct fa_worker {
     struct fa_slot_sh *me;
     struct event_base *base;
     struct event *ev_listen, *ev_doorbell, *ev_term, *ev_retry, *ev_drain, *ev_linger, *ev_sweep;
+    struct event *ev_trim;
     struct fa_ring *req;         /* producer ends, [max_py] */
     struct fa_ring *resp;        /* consumer ends, [max_py] */
     uint64_t dirty_rings;        /* bit p: request ring p has reserved, uncommitted slots */

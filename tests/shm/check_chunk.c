@@ -2,6 +2,8 @@
  * fa_msg_iov against descriptors and chains a broken peer could produce. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "tshm.h"
 #include "shm/chunk.h"
@@ -432,6 +434,94 @@ START_TEST(test_msg_iov__random_meta_stays_inside)
 }
 END_TEST
 
+/* ---- returning pages ------------------------------------------------------ */
+
+#define TN 256u       /* chunks in the trim tests' arena, one page each */
+
+/* Pages of [p, p + len) resident in this process (mincore). */
+static size_t resident_pages(const char *p, size_t len)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE), n = len / page, in = 0;
+    unsigned char *vec = calloc(n, 1);
+    ck_assert_ptr_nonnull(vec);
+    ck_assert_int_eq(mincore((void *)p, len, vec), 0);
+    for (size_t i = 0; i < n; i++)
+        in += vec[i] & 1;
+    free(vec);
+    return in;
+}
+
+/* Allocates every chunk of a fresh page-chunked arena, fills it, and frees
+ * all of them as a receiver would except `held`. */
+static void trim_setup(struct fa_seg *s, struct fa_arena *a, uint32_t held)
+{
+    uint32_t page = (uint32_t)sysconf(_SC_PAGESIZE);
+    tshm_create(s, "trim", 1, 1, 8, page, TN);
+    fa_arena_init(a, s, fa_seg_http_arena(s, 0), H0, 0);
+    /* The start-up trim (a predecessor may have touched them): all FREE. */
+    ck_assert_uint_eq(fa_arena_idle_trim(a), TN - FA_ARENA_KEEP);
+    for (uint32_t i = 0; i < TN; i++) {
+        ck_assert_uint_eq(fa_chunk_alloc(a), i);
+        memset(fa_seg_chunk_data(s, a->id, i), 0xab, page);
+    }
+    for (uint32_t i = 0; i < TN; i++)
+        if (i != held)
+            atomic_store(&fa_seg_chunk_meta(s, a->id, i)->state, FA_CHUNK_FREE);
+}
+
+START_TEST(test_arena__idle_trim_gives_back_free_pages_past_keep)
+{
+    struct fa_seg s;
+    struct fa_arena a;
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    uint32_t held = 200;
+
+    trim_setup(&s, &a, held);
+    char *data = fa_seg_chunk_data(&s, a.id, 0);
+    ck_assert_uint_eq(resident_pages(data, TN * page), TN);
+    /* Allocations past `keep` since the last call: still busy, no trim. */
+    ck_assert_uint_eq(fa_arena_idle_trim(&a), 0);
+    /* A whole period without: every FREE chunk past keep goes. */
+    ck_assert_uint_eq(fa_arena_idle_trim(&a), TN - FA_ARENA_KEEP - 1);
+    ck_assert_uint_eq(resident_pages(data, TN * page), FA_ARENA_KEEP + 1);
+    for (uint32_t i = 0; i < TN; i++) {
+        unsigned char want = i < FA_ARENA_KEEP || i == held ? 0xab : 0;
+        ck_assert_msg((unsigned char)fa_seg_chunk_data(&s, a.id, i)[page - 1] == want,
+                      "chunk %u reads %#x, expected %#x", i,
+                      (unsigned char)fa_seg_chunk_data(&s, a.id, i)[page - 1], want);
+    }
+    ck_assert_uint_eq(a.high, held + 1);
+    /* Idle and nothing new past keep: not scanned again. */
+    ck_assert_uint_eq(fa_arena_idle_trim(&a), 0);
+    /* The trimmed chunks are allocated and written again as usual. */
+    atomic_store(&fa_seg_chunk_meta(&s, a.id, 0)->state, FA_CHUNK_WORD(FA_CHUNK_WRITING, H0, 0));
+    a.cursor = FA_ARENA_KEEP;      /* (chunk 0 busy: no restart from it) */
+    ck_assert_uint_eq(fa_chunk_alloc(&a), FA_ARENA_KEEP);
+    memset(fa_seg_chunk_data(&s, a.id, FA_ARENA_KEEP), 0xcd, page);
+    ck_assert_uint_eq((unsigned char)fa_seg_chunk_data(&s, a.id, FA_ARENA_KEEP)[0], 0xcd);
+    fa_seg_detach(&s);
+}
+END_TEST
+
+START_TEST(test_arena__trim_spares_chunks_in_use)
+{
+    struct fa_seg s;
+    struct fa_arena a;
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+
+    /* Everything past keep held (WRITING or SENT): nothing may go. */
+    trim_setup(&s, &a, TN);
+    for (uint32_t i = FA_ARENA_KEEP; i < TN; i++)
+        atomic_store(&fa_seg_chunk_meta(&s, a.id, i)->state,
+                     i % 2 ? FA_CHUNK_WORD(FA_CHUNK_SENT, PY0, GEN) : FA_CHUNK_WORD(FA_CHUNK_WRITING, H0, 0));
+    ck_assert_uint_eq(fa_arena_trim(&a), 0);
+    for (uint32_t i = 0; i < TN; i++)
+        ck_assert_uint_eq((unsigned char)fa_seg_chunk_data(&s, a.id, i)[0], 0xab);
+    ck_assert_uint_eq(resident_pages(fa_seg_chunk_data(&s, a.id, 0), TN * page), TN);
+    fa_seg_detach(&s);
+}
+END_TEST
+
 Suite *make_suite_chunk(void)
 {
     Suite *s = suite_create("chunk");
@@ -458,6 +548,8 @@ Suite *make_suite_chunk(void)
     tcase_add_test(tc, test_msg_iov__rejects_arena_out_of_range);
     tcase_add_test(tc, test_msg_iov__rejects_corrupt_header);
     tcase_add_test(tc, test_msg_iov__random_meta_stays_inside);
+    tcase_add_test(tc, test_arena__idle_trim_gives_back_free_pages_past_keep);
+    tcase_add_test(tc, test_arena__trim_spares_chunks_in_use);
     suite_add_tcase(s, tc);
     return s;
 }
