@@ -180,8 +180,8 @@ static void conn__timer_update(struct fa_conn *c)
     event_add(c->ev_timer, conn__tv[want]);
 }
 
-#define RESP_POOL_MAX  1024     /* responses kept for reuse */
-#define RESP_POOL_HCAP 4096     /* ... with a head buffer up to this size */
+#define RESP_POOL_MAX  256      /* responses kept for reuse (a poll takes 64 answers at most) */
+#define RESP_POOL_HCAP 1024     /* ... with a head buffer up to this size */
 
 static struct fa_resp *conn__push_resp(struct fa_conn *c)
 {
