@@ -50,9 +50,11 @@
  * while it is shorter than what sleeping costs (an eventfd write by the HTTP
  * worker, a wake-up here: a few µs); spinning longer is a loss whatever
  * happens next, and on a machine with few cores it takes the core the HTTP
- * worker needs to produce the next request. 50 checks are ~2-3 µs; 2000
- * (~100 µs) cost 0.6-0.9 µs CPU per /json request and a higher p99 on 2
- * cores (perf/README.md, "Spinning"). -DSERVE_SPIN=N overrides it. */
+ * worker needs to produce the next request. 50 checks are ~1 µs (a `pause`
+ * and a look at the rings: shm/README.md measured 1,000 polls at ~13 µs),
+ * about one wake-up; 2000 (~30 µs) cost ~0.5 µs CPU per /json request and
+ * a higher p99 on 2 cores (perf/README.md, "Spinning"). -DSERVE_SPIN=N
+ * overrides it. */
 #ifndef SERVE_SPIN
 #define SERVE_SPIN         50
 #endif
