@@ -682,7 +682,11 @@ static int http__head(struct fa_http *h, const char *s, size_t n, size_t *used)
     bool has_body;
 
     if (!h->in_message) {
-        /* RFC 9112 2.2: blank lines before a request are ignored. */
+        /* RFC 9112 2.2: blank lines before a request are ignored, up to
+         * max_header_bytes of them. Each verdict belongs to the byte that
+         * earns it, so it does not depend on how the reads were split (a
+         * bad CR past the limit must not win over the limit in one read
+         * and lose to it in two). */
         for (; i < n; i++) {
             if (h->cr) {
                 if (s[i] != '\n') {
@@ -695,10 +699,12 @@ static int http__head(struct fa_http *h, const char *s, size_t n, size_t *used)
             } else if (s[i] != '\n') {
                 break;
             }
+            if (h->lead + i + 1 > h->lim.max_header_bytes) {
+                *used = i;
+                return http__err(h, 431, "too many blank lines");
+            }
         }
         *used = i;
-        if (i > h->lim.max_header_bytes - h->lead)
-            return http__err(h, 431, "too many blank lines");
         h->lead += (uint32_t)i;
         if (i == n)
             return 0;
