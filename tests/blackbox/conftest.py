@@ -186,6 +186,27 @@ class RawClient:
         line, self.buf = self.buf.split(b"\r\n", 1)
         return line
 
+    def read_head(self):
+        """Reads a response head alone (a streamed body is read on its own):
+        (status line, {lower-case name: value})."""
+        while b"\r\n\r\n" not in self.buf:
+            self._fill()
+        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        lines = head.decode("latin-1").split("\r\n")
+        return lines[0], {k.lower(): v.strip() for k, v in (ln.split(":", 1) for ln in lines[1:])}
+
+    def read_chunks(self):
+        """Reads a chunked body after read_head(): its chunks, without the
+        last empty one."""
+        chunks = []
+        while True:
+            size = int(self._line().split(b";")[0], 16)
+            if size == 0:
+                assert self._line() == b""
+                return chunks
+            chunks.append(self._take(size))
+            assert self._take(2) == b"\r\n"
+
     def read_response(self, head=False):
         """Reads one whole response (skipping 100 Continue). head=True: the
         request was HEAD, so no body follows whatever the headers say."""

@@ -49,34 +49,15 @@ def _noted(notes, tag, text, timeout=5.0):
     return False
 
 
-def _head(c):
-    while b"\r\n\r\n" not in c.buf:
-        c._fill()
-    head, c.buf = c.buf.split(b"\r\n\r\n", 1)
-    lines = head.decode("latin-1").split("\r\n")
-    return lines[0], {k.lower(): v.strip() for k, v in (ln.split(":", 1) for ln in lines[1:])}
-
-
-def _read_chunks(c):
-    chunks = []
-    while True:
-        size = int(c._line().split(b";")[0], 16)
-        if size == 0:
-            assert c._line() == b""
-            return chunks
-        chunks.append(c._take(size))
-        assert c._take(2) == b"\r\n"
-
-
 @pytest.mark.parametrize("path, prefix", [("/stream", "part"), ("/stream-sync", "sync")])
 def test_starlette_streaming_response_is_streamed(srv, path, prefix):
     with srv.raw() as c:
         c.request("GET", f"{path}?n=4")
-        status, headers = _head(c)
+        status, headers = c.read_head()
         assert status == "HTTP/1.1 200 OK"
         assert headers["transfer-encoding"] == "chunked" and "content-length" not in headers
         assert headers["content-type"].startswith("text/plain")
-        chunks = _read_chunks(c)
+        chunks = c.read_chunks()
         assert b"".join(chunks) == b"".join(b"%s %d\n" % (prefix.encode(), i)
                                             for i in range(4))
         assert len(chunks) >= 2
@@ -96,7 +77,7 @@ def test_streams_do_not_stall_other_requests(srv):
 def test_disconnect__cancels_starlettes_stream(srv, notes):
     with srv.raw() as c:
         c.request("GET", "/forever?tag=forever")
-        _head(c)
+        c.read_head()
         assert int(c._line(), 16) == 5
     assert _noted(notes, "forever", "closed"), "the stream's finally did not run"
 

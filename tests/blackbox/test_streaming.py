@@ -42,37 +42,16 @@ def _wait_for(what, timeout=5.0):
     return True
 
 
-def _read_chunks(c):
-    """Reads a chunked body; returns the list of chunks (without the last
-    empty one)."""
-    chunks = []
-    while True:
-        size = int(c._line().split(b";")[0], 16)
-        if size == 0:
-            assert c._line() == b""
-            return chunks
-        chunks.append(c._take(size))
-        assert c._take(2) == b"\r\n"
-
-
-def _head(c):
-    while b"\r\n\r\n" not in c.buf:
-        c._fill()
-    head, c.buf = c.buf.split(b"\r\n\r\n", 1)
-    lines = head.decode("latin-1").split("\r\n")
-    return lines[0], {k.lower(): v.strip() for k, v in (ln.split(":", 1) for ln in lines[1:])}
-
-
 @pytest.mark.parametrize("kind", ["sync", "async"])
 def test_stream__chunked_with_the_parts(srv, kind):
     with srv.raw() as c:
         c.request("GET", f"/stream/{kind}?n=5")
-        status, headers = _head(c)
+        status, headers = c.read_head()
         assert status == "HTTP/1.1 200 OK"
         assert headers["transfer-encoding"] == "chunked" and "content-length" not in headers
         assert headers["content-type"] == "text/plain; charset=utf-8"
         assert headers["x-stream"] == kind
-        chunks = _read_chunks(c)
+        chunks = c.read_chunks()
         assert b"".join(chunks) == b"".join(b"part %d\n" % i for i in range(5))
         assert len(chunks) >= 2
         # The connection stays usable (keep-alive).
@@ -83,7 +62,7 @@ def test_stream__chunked_with_the_parts(srv, kind):
 def test_stream__parts_arrive_as_they_are_produced(srv, notes):
     with srv.raw() as c:
         c.request("GET", "/stream/forever?tag=early&kind=async")
-        _, headers = _head(c)
+        _, headers = c.read_head()
         assert headers["transfer-encoding"] == "chunked"
         size = int(c._line(), 16)      # an endless stream: the first part came on its own
         assert c._take(size) == b"tick\n"
@@ -93,7 +72,7 @@ def test_stream__parts_arrive_as_they_are_produced(srv, notes):
 def test_stream__http_10_client_gets_the_body_until_close(srv):
     with srv.raw() as c:
         c.send(b"GET /stream/async?n=3 HTTP/1.0\r\n\r\n")
-        status, headers = _head(c)
+        status, headers = c.read_head()
         assert status.startswith("HTTP/1.1 200") and "transfer-encoding" not in headers
         assert c.read_until_close() == b"part 0\npart 1\npart 2\n"
 
@@ -134,7 +113,7 @@ def test_stream__client_going_away_stops_the_generator(srv, notes, kind):
     tag = f"gone-{kind}"
     with srv.raw() as c:
         c.request("GET", f"/stream/forever?tag={tag}&kind={kind}")
-        _head(c)
+        c.read_head()
         assert int(c._line(), 16) == 5
     assert _wait_for(lambda: "closed" in _lines(notes, tag)), \
         "the generator's finally did not run after the client left"

@@ -37,14 +37,6 @@ def srv(module_server, notes):
         os.environ.pop("FA_TEST_STREAM_DIR", None)
 
 
-def _head(c):
-    while b"\r\n\r\n" not in c.buf:
-        c._fill()
-    head, c.buf = c.buf.split(b"\r\n\r\n", 1)
-    lines = head.decode("latin-1").split("\r\n")
-    return lines[0], {k.lower(): v.strip() for k, v in (ln.split(":", 1) for ln in lines[1:])}
-
-
 def _closed(notes, tag, timeout=5.0):
     """Waits until the app noted "closed" (once) in the file `tag`."""
     path = os.path.join(notes, tag)
@@ -64,7 +56,7 @@ def _closed(notes, tag, timeout=5.0):
 def test_generator_with_stream_with_context_is_chunked(srv):
     with srv.raw() as c:
         c.request("GET", "/stream?who=ann")
-        status, headers = _head(c)
+        status, headers = c.read_head()
         assert status == "HTTP/1.1 200 OK"
         assert headers["transfer-encoding"] == "chunked" and "content-length" not in headers
         chunks = []
@@ -87,7 +79,7 @@ def test_content_length_of_the_app_is_kept(srv):
 def test_client_going_away_closes_the_iterable(srv, notes):
     with srv.raw() as c:
         c.request("GET", "/forever?tag=wsgi-forever")
-        _head(c)
+        c.read_head()
         assert int(c._line(), 16) == 5
     assert _closed(notes, "wsgi-forever"), "the iterable was not closed after the client left"
     assert srv.get("/protocol").status == 200
@@ -121,6 +113,6 @@ def test_py_threads__the_app_runs_on_the_pool_and_still_streams(server, notes):
     assert r.body == b"bob 0\nbob 1\nbob 2\n" and r.header("transfer-encoding") == "chunked"
     with srv.raw() as c:
         c.request("GET", "/forever?tag=pooled-forever")
-        _head(c)
+        c.read_head()
         assert int(c._line(), 16) == 5
     assert _closed(notes, "pooled-forever"), "the iterable was not closed after the client left"
